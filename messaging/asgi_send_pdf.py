@@ -1,0 +1,87 @@
+"""POST /api/send-pdf as a bare ASGI handler, served ahead of Django's request path.
+
+Django's per-request machinery costs more than the work itself (see shared/PERFORMANCE.md), so the
+one endpoint that takes load answers here. It shares everything else with the DRF view: token check,
+validation (messaging.intake), the group-commit writer (messaging.queue_writer), the answers' text.
+"""
+
+import logging
+
+import orjson
+from django.utils.translation import gettext as _
+
+from whatsapp_service.auth import bearer_from_header, token_matches
+from whatsapp_service.errors import ApiError
+
+from .intake import check_content_length, parse_send_pdf, too_large
+from .queue_writer import enqueue_async
+from .views import accepted_body
+
+log = logging.getLogger(__name__)
+
+PATH = "/api/send-pdf"
+SECURITY_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cache-control", b"no-store"),
+]
+
+
+def wants(scope) -> bool:
+    return scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST"
+
+
+async def _respond(send, status: int, body: dict, extra_headers=()) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": SECURITY_HEADERS + list(extra_headers)})
+    await send({"type": "http.response.body", "body": orjson.dumps(body)})
+
+
+async def _read_body(receive, limit: int) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionAbortedError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _authenticate(headers: dict[bytes, bytes]) -> None:
+    header = headers.get(b"authorization")
+    if not header:
+        raise ApiError(401, "missing_token", _("Falta el encabezado Authorization: Bearer <token>."))
+    token = bearer_from_header(header)
+    if token is None or not token_matches(token):
+        raise ApiError(403, "invalid_token", _("El token no es válido."))
+
+
+async def handle(scope, receive, send) -> None:
+    from django.conf import settings
+
+    headers = dict(scope["headers"])
+    try:
+        _authenticate(headers)
+        length = headers.get(b"content-length")
+        check_content_length(int(length) if length and length.isdigit() else None)
+        body = await _read_body(receive, settings.MAX_REQUEST_BYTES)
+        key = headers.get(b"idempotency-key")
+        request = parse_send_pdf(body, key.decode("latin-1") if key is not None else None)
+        accepted = await enqueue_async(request)
+    except ApiError as exc:
+        extra = [(b"www-authenticate", b'Bearer realm="api"')] if exc.status_code == 401 else []
+        await _respond(send, exc.status_code, exc.body(), extra)
+        return
+    except ConnectionAbortedError:
+        return
+    except Exception:
+        log.exception("send-pdf failed")
+        await _respond(send, 500, {"success": False, "error": "internal_error", "message": _("Error interno.")})
+        return
+    await _respond(send, 202, accepted_body(accepted.message_id))

@@ -1,0 +1,169 @@
+"""Turning the raw body of POST /api/send-pdf into a validated request, or a precise ApiError.
+
+Pure: no database, no Django request. Both entry points (the DRF view and the bare ASGI handler)
+call this, so every client sees the same answers.
+"""
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import orjson
+import phonenumbers
+import pybase64
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from sessions_app.ids import InvalidSessionId, validate_session_id
+from sessions_app.selectors import invalid_session_id_error
+from whatsapp_service.errors import ApiError
+
+DEFAULT_FILE_NAME = "Comprobante.pdf"
+MAX_FILE_NAME = 200
+MAX_CAPTION = 1024
+MAX_IDEMPOTENCY_KEY = 255
+_PHONE_TOLERATED = re.compile(r"[\s+\-().]")
+_B64_WHITESPACE = re.compile(rb"\s+")
+_DATA_URI = re.compile(rb"^data:[\w.+/-]*;base64,", re.IGNORECASE)
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,%d}" % MAX_IDEMPOTENCY_KEY)
+
+
+@dataclass(frozen=True)
+class SendPdfRequest:
+    session_id: str
+    to: str
+    file_name: str
+    caption: str
+    pdf: bytes
+    sha256: str
+    idempotency_key: str | None
+    request_hash: str
+
+
+def too_large() -> ApiError:
+    return ApiError(
+        413,
+        "payload_too_large",
+        _("El PDF supera el tamaño máximo permitido (%(max)s bytes).") % {"max": settings.MAX_PDF_BYTES},
+    )
+
+
+def check_content_length(length: int | None) -> None:
+    """Refuse a body that cannot hold an acceptable PDF, before reading it."""
+    if length is not None and length > settings.MAX_REQUEST_BYTES:
+        raise too_large()
+
+
+def normalize_phone(value: object) -> str:
+    """Digits with country code; '+', spaces, dashes (and brackets, dots) tolerated."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_phone", _("'to' debe ser un número de teléfono con código de país."))
+    digits = _PHONE_TOLERATED.sub("", value)
+    invalid = ApiError(
+        400,
+        "invalid_phone",
+        _("'to' no es un número válido con código de país (ejemplo: 51987654321)."),
+    )
+    if not digits.isascii() or not digits.isdigit() or not 8 <= len(digits) <= 15:
+        raise invalid
+    try:
+        parsed = phonenumbers.parse("+" + digits)
+    except phonenumbers.NumberParseException:
+        raise invalid from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise invalid
+    return digits
+
+
+def clean_file_name(value: object) -> str:
+    """Keep the last path component, drop control characters, end in .pdf."""
+    if value is None or value == "":
+        return DEFAULT_FILE_NAME
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_file_name", _("'fileName' debe ser texto."))
+    name = value.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().strip(".").strip()
+    if not name:
+        raise ApiError(400, "invalid_file_name", _("'fileName' no contiene un nombre de archivo utilizable."))
+    if not name.lower().endswith(".pdf"):
+        name += ".pdf"
+    if len(name) > MAX_FILE_NAME:
+        raise ApiError(
+            400,
+            "invalid_file_name",
+            _("'fileName' es demasiado largo (máximo %(max)s caracteres).") % {"max": MAX_FILE_NAME},
+        )
+    return name
+
+
+def decode_pdf(value: object) -> bytes:
+    """Standard or URL-safe base64, whitespace and a data: URI prefix tolerated; must be a PDF."""
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_base64", _("'pdfBase64' debe ser texto en base64."))
+    raw = value.encode("ascii", "replace")
+    raw = _DATA_URI.sub(b"", raw, count=1)
+    raw = _B64_WHITESPACE.sub(b"", raw)
+    if (len(raw) * 3) // 4 - raw[-2:].count(b"=") > settings.MAX_PDF_BYTES:
+        raise too_large()  # without decoding it
+    if b"-" in raw or b"_" in raw:
+        raw = raw.translate(bytes.maketrans(b"-_", b"+/"))
+    raw += b"=" * (-len(raw) % 4)
+    try:
+        pdf = pybase64.b64decode(raw, validate=True)
+    except ValueError:
+        raise ApiError(400, "invalid_base64", _("'pdfBase64' no es base64 válido.")) from None
+    if len(pdf) > settings.MAX_PDF_BYTES:
+        raise too_large()
+    if not pdf.startswith(b"%PDF-"):
+        raise ApiError(400, "not_a_pdf", _("El contenido no es un PDF (debe empezar con %PDF-)."))
+    return pdf
+
+
+def clean_idempotency_key(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(value):
+        raise ApiError(
+            400,
+            "invalid_idempotency_key",
+            _("Idempotency-Key debe tener de 1 a %(max)s caracteres ASCII visibles.") % {"max": MAX_IDEMPOTENCY_KEY},
+        )
+    return value
+
+
+def parse_send_pdf(body: bytes, idempotency_key: str | None = None) -> SendPdfRequest:
+    key = clean_idempotency_key(idempotency_key)
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "invalid_json", _("El cuerpo no es JSON válido.")) from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", _("El cuerpo debe ser un objeto JSON."))
+
+    missing = [f for f in ("sessionId", "to", "pdfBase64") if data.get(f) in (None, "")]
+    if missing:
+        raise ApiError(
+            400,
+            "missing_parameters",
+            _("Faltan parámetros obligatorios: %(fields)s.") % {"fields": ", ".join(missing)},
+        )
+    try:
+        session_id = validate_session_id(data["sessionId"])
+    except InvalidSessionId:
+        raise invalid_session_id_error() from None
+    to = normalize_phone(data["to"])
+    file_name = clean_file_name(data.get("fileName"))
+    caption = data.get("caption") or ""
+    if not isinstance(caption, str) or len(caption) > MAX_CAPTION:
+        raise ApiError(
+            400, "invalid_caption", _("'caption' debe ser texto de hasta %(max)s caracteres.") % {"max": MAX_CAPTION}
+        )
+    pdf = decode_pdf(data["pdfBase64"])
+    digest = hashlib.sha256(pdf).hexdigest()
+    request_hash = hashlib.sha256(
+        orjson.dumps([session_id, to, file_name, caption, digest])
+    ).hexdigest()
+    return SendPdfRequest(session_id, to, file_name, caption, pdf, digest, key, request_hash)

@@ -1,0 +1,186 @@
+"""Group commit into the durable queue.
+
+Every accepted send-pdf request goes through `enqueue()`: one writer thread per process takes all the
+requests waiting at that moment and commits them in one transaction; each caller gets its answer only
+after the commit that holds its row. Durable and fast: the commit (an fsync on SQLite) is paid once
+per batch instead of once per request.
+"""
+
+import asyncio
+import logging
+import queue
+import threading
+import uuid
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db.models import Q
+from django.utils.translation import gettext as _
+
+from sessions_app.models import WhatsAppSession
+from sessions_app.selectors import unknown_session_error
+from whatsapp_service.errors import ApiError
+
+from .intake import SendPdfRequest
+from .models import MessagePayload, OutgoingMessage
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_ITEMS = 128
+MAX_BATCH_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    message_id: uuid.UUID
+    created: bool  # False: an idempotent replay of an earlier request
+
+
+def idempotency_conflict() -> ApiError:
+    return ApiError(
+        409,
+        "idempotency_conflict",
+        _("Esta Idempotency-Key ya se usó con otro contenido."),
+    )
+
+
+class _Item:
+    __slots__ = ("request", "future")
+
+    def __init__(self, request: SendPdfRequest):
+        self.request = request
+        self.future: Future = Future()
+
+
+class QueueWriter:
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, request: SendPdfRequest) -> Future:
+        item = _Item(request)
+        self._queue.put(item)
+        self._ensure_thread()
+        return item.future
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="queue-writer", daemon=True)
+                self._thread.start()
+
+    def _next_batch(self) -> list[_Item]:
+        batch = [self._queue.get()]
+        size = len(batch[0].request.pdf)
+        while len(batch) < MAX_BATCH_ITEMS and size < MAX_BATCH_BYTES:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            batch.append(item)
+            size += len(item.request.pdf)
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            close_old_connections()
+            try:
+                results = write_batch([i.request for i in batch])
+            except Exception as exc:  # the database is down or broken: every caller hears of it
+                log.exception("queue writer: batch of %d failed", len(batch))
+                connection.close()
+                error = ApiError(503, "database_unavailable", _("La base de datos no está disponible; reintente."))
+                error.__cause__ = exc
+                results = [error] * len(batch)
+            for item, result in zip(batch, results):
+                if isinstance(result, BaseException):
+                    item.future.set_exception(result)
+                else:
+                    item.future.set_result(result)
+
+
+def write_batch(requests: list[SendPdfRequest]) -> list[Enqueued | ApiError]:
+    """Commit the acceptable requests of a batch in one transaction; answers in the same order."""
+    try:
+        with transaction.atomic():
+            return _write(requests)
+    except IntegrityError:
+        # Another process inserted the same idempotency key between our check and our insert.
+        # Redo one by one so only the duplicate is affected.
+        results = []
+        for request in requests:
+            with transaction.atomic():
+                results.append(_write([request])[0])
+        return results
+
+
+def _write(requests: list[SendPdfRequest]) -> list[Enqueued | ApiError]:
+    session_ids = {r.session_id for r in requests}
+    known = set(
+        WhatsAppSession.objects.filter(session_id__in=session_ids, in_config=True).values_list(
+            "session_id", flat=True
+        )
+    )
+    keyed = [r for r in requests if r.idempotency_key and r.session_id in known]
+    earlier: dict[tuple[str, str], tuple[uuid.UUID, str]] = {}
+    if keyed:
+        match = Q()
+        for r in keyed:
+            match |= Q(session_id=r.session_id, idempotency_key=r.idempotency_key)
+        for sid, key, mid, rhash in OutgoingMessage.objects.filter(match).values_list(
+            "session_id", "idempotency_key", "message_id", "request_hash"
+        ):
+            earlier[(sid, key)] = (mid, rhash)
+
+    results: list[Enqueued | ApiError | None] = []
+    rows: list[OutgoingMessage] = []
+    row_requests: list[SendPdfRequest] = []
+    for r in requests:
+        if r.session_id not in known:
+            results.append(unknown_session_error(r.session_id))
+            continue
+        if r.idempotency_key:
+            seen = earlier.get((r.session_id, r.idempotency_key))
+            if seen is not None:
+                mid, rhash = seen
+                results.append(Enqueued(mid, False) if rhash == r.request_hash else idempotency_conflict())
+                continue
+        row = OutgoingMessage(
+            message_id=uuid.uuid4(),
+            session_id=r.session_id,
+            to=r.to,
+            file_name=r.file_name,
+            caption=r.caption,
+            size=len(r.pdf),
+            sha256=r.sha256,
+            idempotency_key=r.idempotency_key,
+            request_hash=r.request_hash,
+        )
+        if r.idempotency_key:
+            earlier[(r.session_id, r.idempotency_key)] = (row.message_id, r.request_hash)
+        rows.append(row)
+        row_requests.append(r)
+        results.append(Enqueued(row.message_id, True))
+    if rows:
+        OutgoingMessage.objects.bulk_create(rows)
+        MessagePayload.objects.bulk_create(
+            MessagePayload(message=row, data=r.pdf) for row, r in zip(rows, row_requests)
+        )
+    return results  # type: ignore[return-value]
+
+
+_writer = QueueWriter()
+
+
+def enqueue(request: SendPdfRequest, timeout: float = 30.0) -> Enqueued:
+    """Commit the request to the queue (or find its idempotent twin). Raises ApiError."""
+    return _writer.submit(request).result(timeout=timeout)
+
+
+async def enqueue_async(request: SendPdfRequest) -> Enqueued:
+    return await asyncio.wrap_future(_writer.submit(request))

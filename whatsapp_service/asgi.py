@@ -1,0 +1,44 @@
+"""The ASGI application: POST /api/send-pdf on its fast path, everything else through Channels/Django."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whatsapp_service.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from asgiref.sync import sync_to_async  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+from messaging import asgi_send_pdf  # noqa: E402
+
+from .startup import prepare_service  # noqa: E402
+
+django_app = get_asgi_application()
+router = ProtocolTypeRouter({"http": django_app})
+
+
+async def application(scope, receive, send):
+    if asgi_send_pdf.wants(scope):
+        return await asgi_send_pdf.handle(scope, receive, send)
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    return await router(scope, receive, send)
+
+
+async def _lifespan(receive, send):
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                await sync_to_async(prepare_service)()
+            except Exception as exc:
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+

@@ -1,0 +1,48 @@
+"""`manage.py serve`: the service's HTTP and WebSocket server (uvicorn with httptools and uvloop)."""
+
+import sys
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from whatsapp_service.startup import StartupError, prepare_service
+
+
+class Command(BaseCommand):
+    help = "Serve the API, the admin and the WebSockets on PORT."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="0.0.0.0")
+        parser.add_argument("--port", type=int, default=None, help="default: PORT (3000)")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=1,
+            help="web processes; more than one needs REDIS_URL so events reach every socket",
+        )
+
+    def handle(self, *args, host, port, workers, **options):
+        import uvicorn
+
+        try:
+            prepare_service()
+        except StartupError as exc:
+            self.stderr.write(self.style.ERROR(f"Cannot start: {exc}"))
+            sys.exit(2)
+        if workers > 1 and not settings.REDIS_URL:
+            self.stderr.write(self.style.ERROR("Cannot start: --workers > 1 needs REDIS_URL."))
+            sys.exit(2)
+        port = port or settings.PORT
+        self.stdout.write(f"Serving on http://{host}:{port}/ (API docs at /api/docs/, admin at /admin/)")
+        uvicorn.run(
+            "whatsapp_service.asgi:application",
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            ws="websockets",
+            lifespan="on",
+            log_level="warning",
+            server_header=False,
+        )

@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from messaging.views import MessageDetailView, SendPdfView
+from sessions_app.views import SessionDetailView, SessionListView
+
+from .health import healthz
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("api/send-pdf", SendPdfView.as_view(), name="send-pdf"),
+    path("api/messages/<str:message_id>", MessageDetailView.as_view(), name="message-detail"),
+    path("api/sessions", SessionListView.as_view(), name="session-list"),
+    path("api/sessions/<str:session_id>", SessionDetailView.as_view(), name="session-detail"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
