@@ -25,6 +25,9 @@ class WhatsAppSession(models.Model):
     qr_updated_at = models.DateTimeField(_("QR actualizado"), null=True, blank=True)
     last_error = models.TextField(_("último error"), blank=True, default="")
     in_config = models.BooleanField(_("en el archivo de configuración"), default=True)
+    # Set by whoever wants the session (re)started (a WebSocket opening, an admin); the supervisor
+    # starts a stopped, logged-out or timed-out session when this is newer than its last start.
+    start_requested_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(_("creada"), auto_now_add=True)
     updated_at = models.DateTimeField(_("actualizada"), auto_now=True)
 
@@ -35,3 +38,64 @@ class WhatsAppSession(models.Model):
 
     def __str__(self) -> str:
         return self.session_id
+
+
+class CommandState(models.TextChoices):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class SessionCommand(models.Model):
+    """A request from a web process to the worker that owns a session (they may be separate processes
+    or hosts): pairing code, logout, delete. The web process waits for `state` to leave pending."""
+
+    class Kind(models.TextChoices):
+        PAIRING_CODE = "pairing_code"
+        LOGOUT = "logout"
+        DELETE = "delete"
+
+    session_id = models.CharField(max_length=64, db_index=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    payload = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=16, choices=CommandState.choices, default=CommandState.PENDING)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "id"], name="sessioncommand_pending")]
+
+
+class SimulatorControl(models.Model):
+    """What the simulator's control endpoints ask of a simulated phone: scan, drop, logout.
+    Kept in the database so the web and the worker can be separate processes."""
+
+    class Action(models.TextChoices):
+        SCAN = "scan"
+        DROP = "drop"
+        LOGOUT = "logout"
+
+    session_id = models.CharField(max_length=64, db_index=True)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+
+class SimulatorOutbox(models.Model):
+    """What the simulated WhatsApp delivered."""
+
+    session_id = models.CharField(max_length=64, db_index=True)
+    to = models.CharField(max_length=20, db_index=True)
+    file_name = models.CharField(max_length=255)
+    caption = models.TextField(blank=True, default="")
+    mimetype = models.CharField(max_length=100, default="application/pdf")
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    wa_message_id = models.CharField(max_length=128, unique=True)
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]

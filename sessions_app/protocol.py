@@ -1,0 +1,69 @@
+"""What crosses the pipe between the supervisor and a session process, and what goes to the channel layer.
+
+Every message is a plain dict (pickled by multiprocessing.Connection), so both sides stay simple and a
+message from a crashed or foreign process can be checked with `kind(msg)`.
+
+Supervisor -> session process (commands). Those with `req_id` get exactly one `reply`:
+    {"cmd": "send_document", "req_id": int, "to": "51987654321", "data": bytes, "file_name": str,
+     "mimetype": "application/pdf", "caption": str}
+        -> reply result {"wa_message_id": str, "timestamp": float (unix seconds, server's)}
+    {"cmd": "check_numbers", "req_id": int, "numbers": ["51987654321", ...]}
+        -> reply result {"51987654321": true, ...}
+    {"cmd": "pairing_code", "req_id": int, "phone": "51987654321"}  -> reply result {"code": "ABCD-EFGH"}
+    {"cmd": "logout", "req_id": int}                                -> reply result {}
+    {"cmd": "stop"}                                                  (no reply; the process exits)
+
+Session process -> supervisor (events):
+    {"event": "reply", "req_id": int, "ok": bool, "result": dict | None, "error": str | None,
+     "error_code": str | None}      # error_code e.g. "not_connected", "not_on_whatsapp", "timeout"
+    {"event": "heartbeat"}                                           # every HEARTBEAT_SECONDS
+    {"event": "qr", "data": "<qr string>"}
+    {"event": "qr_timeout"}                                          # the codes ran out unscanned
+    {"event": "paired", "phone": "51987654321"}
+    {"event": "connected", "phone": "51987654321"}
+    {"event": "disconnected", "reason": str | None}                  # transient; may reconnect
+    {"event": "logged_out", "reason": str}                          # device removed: no reconnect
+    {"event": "stream_replaced"}
+    {"event": "temporary_ban", "code": int, "expire_seconds": int}
+    {"event": "connect_failure", "reason": str, "message": str}
+    {"event": "keepalive_timeout"} / {"event": "keepalive_restored"}
+    {"event": "receipt", "message_ids": [str], "type": "delivered" | "read" | "played", "timestamp": float}
+    {"event": "error", "message": str}                               # e.g. an exception in a handler
+
+Channel layer, group `session.<id>` (see group_name), after the database commit:
+    {"type": "session.event", "event": "status" | "qr" | "error", "data": str, "reason": str (optional)}
+    The WebSocket consumer forwards {"event": ..., "data": ..., ["reason": ...]} to the browser.
+"""
+
+HEARTBEAT_SECONDS = 2.0
+HEARTBEAT_TIMEOUT_SECONDS = 15.0
+
+COMMANDS = {"send_document", "check_numbers", "pairing_code", "logout", "stop"}
+EVENTS = {
+    "reply", "heartbeat", "qr", "qr_timeout", "paired", "connected", "disconnected", "logged_out",
+    "stream_replaced", "temporary_ban", "connect_failure", "keepalive_timeout", "keepalive_restored",
+    "receipt", "error",
+}
+
+
+def group_name(session_id: str) -> str:
+    return f"session.{session_id}"
+
+
+def kind(message: object) -> str | None:
+    """The command or event name of a well-formed message, else None."""
+    if not isinstance(message, dict):
+        return None
+    name = message.get("cmd") or message.get("event")
+    return name if name in COMMANDS or name in EVENTS else None
+
+
+def reply(req_id: int, result: dict | None = None, error: str | None = None, error_code: str | None = None) -> dict:
+    return {
+        "event": "reply",
+        "req_id": req_id,
+        "ok": error is None,
+        "result": result if error is None else None,
+        "error": error,
+        "error_code": error_code,
+    }
