@@ -14,7 +14,9 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 from messaging import asgi_send_pdf  # noqa: E402
 
-from .startup import prepare_service  # noqa: E402
+from .startup import prepare_service, require_token  # noqa: E402
+
+require_token()  # whatever server imports this refuses to start without a token
 
 django_app = get_asgi_application()
 router = ProtocolTypeRouter({"http": django_app})

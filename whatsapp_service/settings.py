@@ -40,7 +40,6 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "channels",
-    "whatsapp_service",
     "sessions_app",
     "messaging",
 ]
