@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "channels",
+    "whatsapp_service",
     "sessions_app",
     "messaging",
 ]
