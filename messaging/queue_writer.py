@@ -53,6 +53,9 @@ class _Item:
         self.future: Future = Future()
 
 
+_STOP = object()
+
+
 class QueueWriter:
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
@@ -65,6 +68,14 @@ class QueueWriter:
         self._ensure_thread()
         return item.future
 
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Let the writer finish what is queued, close its database connection and end."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return
+        self._queue.put(_STOP)
+        thread.join(timeout)
+
     def _ensure_thread(self) -> None:
         if self._thread is not None and self._thread.is_alive():
             return
@@ -73,35 +84,44 @@ class QueueWriter:
                 self._thread = threading.Thread(target=self._run, name="queue-writer", daemon=True)
                 self._thread.start()
 
-    def _next_batch(self) -> list[_Item]:
+    def _next_batch(self) -> list:
+        """The items waiting now, up to a size; a stop marker ends the batch."""
         batch = [self._queue.get()]
-        size = len(batch[0].request.pdf)
-        while len(batch) < MAX_BATCH_ITEMS and size < MAX_BATCH_BYTES:
+        size = 0
+        while batch[-1] is not _STOP and len(batch) < MAX_BATCH_ITEMS and size < MAX_BATCH_BYTES:
+            size += len(batch[-1].request.pdf)
             try:
-                item = self._queue.get_nowait()
+                batch.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-            batch.append(item)
-            size += len(item.request.pdf)
         return batch
 
     def _run(self) -> None:
         while True:
             batch = self._next_batch()
-            close_old_connections()
-            try:
-                results = write_batch([i.request for i in batch])
-            except Exception as exc:  # the database is down or broken: every caller hears of it
-                log.exception("queue writer: batch of %d failed", len(batch))
+            if batch[-1] is _STOP:
+                batch.pop()
+                if batch:
+                    self._answer(batch)
                 connection.close()
-                error = ApiError(503, "database_unavailable", _("La base de datos no está disponible; reintente."))
-                error.__cause__ = exc
-                results = [error] * len(batch)
-            for item, result in zip(batch, results):
-                if isinstance(result, BaseException):
-                    item.future.set_exception(result)
-                else:
-                    item.future.set_result(result)
+                return
+            self._answer(batch)
+
+    def _answer(self, batch: list[_Item]) -> None:
+        close_old_connections()
+        try:
+            results = write_batch([i.request for i in batch])
+        except Exception as exc:  # the database is down or broken: every caller hears of it
+            log.exception("queue writer: batch of %d failed", len(batch))
+            connection.close()
+            error = ApiError(503, "database_unavailable", _("La base de datos no está disponible; reintente."))
+            error.__cause__ = exc
+            results = [error] * len(batch)
+        for item, result in zip(batch, results):
+            if isinstance(result, BaseException):
+                item.future.set_exception(result)
+            else:
+                item.future.set_result(result)
 
 
 def write_batch(requests: list[SendPdfRequest]) -> list[Enqueued | ApiError]:
@@ -184,3 +204,7 @@ def enqueue(request: SendPdfRequest, timeout: float = 30.0) -> Enqueued:
 
 async def enqueue_async(request: SendPdfRequest) -> Enqueued:
     return await asyncio.wrap_future(_writer.submit(request))
+
+
+def shutdown_writer() -> None:
+    _writer.shutdown()

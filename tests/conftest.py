@@ -106,3 +106,12 @@ class AsgiClient:
 
     def post(self, path, **kw):
         return self.request("POST", path, **kw)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _queue_writer_closes_before_test_databases_go(django_db_setup, django_db_blocker):
+    """The writer thread holds its own connection; close it before the test database is dropped."""
+    yield
+    from messaging.queue_writer import shutdown_writer
+
+    shutdown_writer()

@@ -13,6 +13,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 from messaging import asgi_send_pdf  # noqa: E402
+from messaging.queue_writer import shutdown_writer  # noqa: E402
 
 from .startup import prepare_service, require_token  # noqa: E402
 
@@ -41,6 +42,7 @@ async def _lifespan(receive, send):
                 return
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            await sync_to_async(shutdown_writer, thread_sensitive=False)()
             await send({"type": "lifespan.shutdown.complete"})
             return
 
