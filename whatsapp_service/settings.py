@@ -22,6 +22,9 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 PORT = env.int("PORT", default=3000)
 WHATSAPP_BACKEND = env("WHATSAPP_BACKEND", default="neonize")
+# The web process also runs the session supervisor (embedded mode). Off for web processes in production,
+# where `manage.py runworker` runs it.
+EMBEDDED_WORKER = env.bool("EMBEDDED_WORKER", default=True)
 SESSIONS_DIR = Path(env("SESSIONS_DIR", default=str(BASE_DIR / "sessions")))
 SESSIONS_CONFIG = Path(env("SESSIONS_CONFIG", default=str(BASE_DIR / "sessions.config.json")))
 MAX_PDF_BYTES = env.int("MAX_PDF_BYTES", default=16 * 1024 * 1024)

@@ -20,9 +20,20 @@ class Command(BaseCommand):
             default=1,
             help="web processes; more than one needs REDIS_URL so events reach every socket",
         )
+        parser.add_argument(
+            "--no-worker",
+            action="store_true",
+            help="do not run the WhatsApp sessions in this process (production: `manage.py runworker` does)",
+        )
 
-    def handle(self, *args, host, port, workers, **options):
+    def handle(self, *args, host, port, workers, no_worker, **options):
+        import os
+
         import uvicorn
+
+        if no_worker or workers > 1:
+            os.environ["EMBEDDED_WORKER"] = "false"  # read again by each web process
+            settings.EMBEDDED_WORKER = False
 
         try:
             prepare_service()
