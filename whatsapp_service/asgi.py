@@ -9,18 +9,25 @@ import django  # noqa: E402
 django.setup()
 
 from asgiref.sync import sync_to_async  # noqa: E402
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 from messaging import asgi_send_pdf  # noqa: E402
 from messaging.queue_writer import shutdown_writer  # noqa: E402
+from sessions_app.routing import websocket_urlpatterns  # noqa: E402
 
 from .startup import prepare_service, require_token  # noqa: E402
 
 require_token()  # whatever server imports this refuses to start without a token
 
 django_app = get_asgi_application()
-router = ProtocolTypeRouter({"http": django_app})
+# The session cookie gives the admin's linking page its staff user; the consumer checks token or staff
+# (and the Origin for cookies) itself, since token clients need not send an Origin.
+websocket_app = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+# Static files (admin, linking page) are served by the service itself: one process, nothing in front.
+router = ProtocolTypeRouter({"http": ASGIStaticFilesHandler(django_app), "websocket": websocket_app})
 
 
 async def application(scope, receive, send):
