@@ -1,0 +1,182 @@
+"""Throughput and latency of POST /api/send-pdf with a 100 KB PDF at 16 connections, with wrk.
+
+Starts the service as `make run` does (`manage.py serve`, worker off so only intake is measured) on SQLite
+and, when reachable, on Postgres; optionally the reference Node/Express in-memory server side by side.
+Prints one JSON object. Usage:
+    .venv/bin/python bench/send_pdf_throughput.py [--duration 10] [--connections 16] [--no-node]
+"""
+
+import argparse
+import base64
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %(token)s"
+local f = io.open("%(body)s", "rb")
+wrk.body = f:read("*all")
+f:close()
+"""
+
+EXPRESS = """
+const express = require("express");
+const app = express();
+const queue = [];
+app.use(express.json({ limit: "30mb" }));
+app.post("/api/send-pdf", (req, res) => {
+  if (req.get("authorization") !== "Bearer " + process.env.TOKEN) return res.status(401).json({ success: false });
+  const pdf = Buffer.from(req.body.pdfBase64, "base64");
+  queue.push({ sessionId: req.body.sessionId, to: req.body.to, pdf });
+  res.status(202).json({ success: true, messageId: String(queue.length), status: "queued" });
+});
+app.listen(Number(process.env.PORT), "127.0.0.1");
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(port: int, lua: Path, duration: int, connections: int) -> dict:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(lua),
+         f"http://127.0.0.1:{port}/api/send-pdf"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    pct = {p: _ms(v, u) for p, v, u in re.findall(r"\s(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)", out)}
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "requests_per_s": rps,
+        "p50_ms": pct.get("50"),
+        "p99_ms": pct.get("99"),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(1) if errors else None,
+    }
+
+
+def bench_service(name: str, database_url: str, body: Path, token: str, tmp: Path, args) -> dict:
+    port = free_port()
+    config = tmp / "sessions.config.json"
+    config.write_text(json.dumps([{"sessionId": "tienda_lima", "description": "bench"}]))
+    env = {
+        **os.environ,
+        "ENV_FILE": os.devnull,
+        "API_STATIC_TOKEN": token,
+        "DATABASE_URL": database_url,
+        "SESSIONS_CONFIG": str(config),
+        "SESSIONS_DIR": str(tmp / "sessions"),
+        "WHATSAPP_BACKEND": "simulator",
+        "EMBEDDED_WORKER": "false",
+    }
+    env.pop("REDIS_URL", None)
+    py = sys.executable
+    subprocess.run([py, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    server = subprocess.Popen(
+        [py, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--no-worker"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    try:
+        wait_port(port)
+        lua = tmp / f"{name}.lua"
+        lua.write_text(LUA % {"token": token, "body": body})
+        subprocess.run(["wrk", "-t1", "-c4", "-d2s", "-s", str(lua), f"http://127.0.0.1:{port}/api/send-pdf"],
+                       capture_output=True, check=True)  # warm-up
+        result = run_wrk(port, lua, args.duration, args.connections)
+        result["rows_committed"] = count_rows(py, env)
+        return result
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def count_rows(py: str, env: dict) -> int:
+    code = "from messaging.models import OutgoingMessage as M; print(M.objects.count())"
+    out = subprocess.run([py, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    return int(out.stdout.split()[-1])
+
+
+def bench_express(body: Path, token: str, tmp: Path, args) -> dict | None:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return None
+    app = tmp / "express"
+    app.mkdir()
+    (app / "server.js").write_text(EXPRESS)
+    if subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "express@4"], cwd=app,
+                      capture_output=True).returncode != 0:
+        return None
+    port = free_port()
+    server = subprocess.Popen(["node", "server.js"], cwd=app, env={**os.environ, "PORT": str(port), "TOKEN": token})
+    try:
+        wait_port(port)
+        lua = tmp / "express.lua"
+        lua.write_text(LUA % {"token": token, "body": body})
+        return run_wrk(port, lua, args.duration, args.connections)
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--no-node", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    token = secrets.token_urlsafe(24)
+    results: dict = {"pdf_bytes": 100_000, "connections": args.connections, "duration_s": args.duration}
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        pdf = b"%PDF-1.4\n" + os.urandom(100_000 - 9)
+        body = tmp / "body.json"
+        body.write_text(json.dumps({"sessionId": "tienda_lima", "to": "51987654321", "fileName": "bench.pdf",
+                                    "pdfBase64": base64.b64encode(pdf).decode()}))
+        results["body_bytes"] = body.stat().st_size
+        if not args.no_node:
+            results["node_express_in_memory"] = bench_express(body, token, tmp, args)
+        results["sqlite"] = bench_service("sqlite", f"sqlite:///{tmp / 'bench.sqlite3'}", body, token, tmp, args)
+        if subprocess.run([sys.executable, str(ROOT / "scripts/service_up.py"), PG_URL]).returncode == 0:
+            pg = PG_URL.rsplit("/", 1)[0] + "/bench_send_pdf"
+            subprocess.run(["psql", PG_URL, "-qc", "DROP DATABASE IF EXISTS bench_send_pdf"], capture_output=True)
+            subprocess.run(["psql", PG_URL, "-qc", "CREATE DATABASE bench_send_pdf"], capture_output=True, check=True)
+            results["postgres"] = bench_service("postgres", pg, body, token, tmp, args)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
