@@ -1,0 +1,363 @@
+"""The real WhatsApp client: one neonize 0.5.2 client, inside its own session process.
+
+neonize is imported lazily (in create_client) so that importing this module, as the supervisor does to
+read PRELOAD_MODULES, loads neither neonize nor its Go library. The facts this code works around are in
+../shared/NEONIZE.md: connect() blocks for the client's life, handlers run on Go's thread and their
+exceptions are swallowed by ctypes, get_me() before connecting aborts the process, QR exhaustion is only
+printed, and Go's client maps are not locked (so no Go call while the client is being set up or stopped).
+"""
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sessions_app.backends import neonize_events
+from sessions_app.backends.base import BackendError, ClientBackend
+
+log = logging.getLogger(__name__)
+
+# Terminal events end the connection for good: whatsmeow does not reconnect after them, so a later
+# "disconnected" is not the transient loss that protocol event stands for.
+TERMINAL_EVENTS = {"logged_out", "stream_replaced", "temporary_ban", "qr_timeout"}
+
+
+class NeonizeBackend(ClientBackend):
+    name = "neonize"
+    # Imported once by the forkserver, with neonize's Go library left out (see neonize_runtime).
+    PRELOAD_MODULES: list[str] = [
+        "sessions_app.backends.neonize_runtime",
+        "sessions_app.backends.neonize_events",
+        "sessions_app.backends.neonize_backend",
+    ]
+    STORE_FILE_NAME = "whatsmeow.sqlite3"
+    # WhatsApp's QR codes: the first is valid 60 s, each next one 20 s, about 6 in all. neonize only
+    # prints when they run out, so a code not followed by another within its life plus the grace means
+    # the link timed out.
+    QR_FIRST_SECONDS = 60.0
+    QR_NEXT_SECONDS = 20.0
+    QR_GRACE_SECONDS = 5.0
+    # How long stop() lets a command that is inside a Go call finish before cancelling the client.
+    STOP_WAIT_SECONDS = 10.0
+
+    def __init__(self, session_id: str, store_dir: Path, emit: Callable[[dict], None]):
+        super().__init__(session_id, store_dir, emit)
+        self.store_path = Path(store_dir) / self.STORE_FILE_NAME
+        self.client: Any = None
+        self._lock = threading.Lock()
+        self._phone: str | None = None
+        self._connected = False
+        self._awaiting_link = False
+        self._terminal = False
+        self._stopping = False
+        self._stop_sent = False
+        self._calls = 0
+        self._qr_count = 0
+        self._qr_timer: threading.Timer | None = None
+        self._jids: dict[str, Any] = {}  # number -> JID WhatsApp answered for it
+
+    # ----- lifecycle -------------------------------------------------------------------------------
+
+    def create_client(self) -> Any:
+        """Load the Go library, create the client and register every handler; run() calls this.
+        Separate so tests can drive the real client's dispatcher without connecting."""
+        from sessions_app.backends import neonize_runtime
+
+        neonize_runtime.load_go_library()
+        from neonize.client import NewClient
+        from neonize.events import (
+            ConnectedEv,
+            ConnectFailureEv,
+            DisconnectedEv,
+            KeepAliveRestoredEv,
+            KeepAliveTimeoutEv,
+            LoggedOutEv,
+            PairStatusEv,
+            ReceiptEv,
+            StreamReplacedEv,
+            TemporaryBanEv,
+        )
+
+        sys.unraisablehook = self._on_unraisable
+        # The store path is also the client's key in Go's maps; one client per process, so it is unique.
+        client = NewClient(str(self.store_path))
+        handlers: dict[type, Callable[[Any], None]] = {
+            PairStatusEv: self._on_pair_status,
+            ConnectedEv: self._on_connected,
+            DisconnectedEv: self._on_disconnected,
+            LoggedOutEv: lambda ev: self._emit_terminal(neonize_events.logged_out(ev)),
+            StreamReplacedEv: lambda ev: self._emit_terminal({"event": "stream_replaced"}),
+            TemporaryBanEv: lambda ev: self._emit_terminal(neonize_events.temporary_ban(ev)),
+            ConnectFailureEv: self._on_connect_failure,
+            KeepAliveTimeoutEv: lambda ev: self.emit({"event": "keepalive_timeout"}),
+            KeepAliveRestoredEv: lambda ev: self.emit({"event": "keepalive_restored"}),
+            ReceiptEv: self._on_receipt,
+        }
+        for event_type, handler in handlers.items():
+            client.event(event_type)(self._guarded(event_type.__name__, handler))
+        client.event.qr(self._guarded("QR", self._on_qr))
+        self.client = client
+        return client
+
+    def run(self) -> None:
+        from neonize.events import event as neonize_stop_event
+        from neonize.exc import NeonizeError
+
+        client = self.client or self.create_client()
+        # connect() polls this process-wide event; stop() sets it, so a stop that lands while connect()
+        # is starting is not lost. Cleared first: a previous client in this process may have set it.
+        neonize_stop_event.clear()
+        if self._stopping:
+            return
+        started = time.monotonic()
+        try:
+            client.connect()
+        except NeonizeError as exc:
+            raise BackendError("connect_failed", str(exc)) from exc
+        finally:
+            self._cancel_qr_timer()
+            with self._lock:
+                self._connected = False
+        log.info("session %s: client ended after %.1f s", self.session_id, time.monotonic() - started)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            self._connected = False
+            busy = self._calls > 0
+        self._cancel_qr_timer()
+        if busy:
+            # The last command out cancels the client; this timer only covers one that never returns.
+            timer = threading.Timer(self.STOP_WAIT_SECONDS, self._cancel_client)
+            timer.daemon = True
+            timer.start()
+        else:
+            self._cancel_client()
+
+    def _cancel_client(self) -> None:
+        from neonize.events import event as neonize_stop_event
+
+        with self._lock:
+            if self._stop_sent:
+                return
+            self._stop_sent = True
+        # connect() notices within 0.2 s, calls Stop on its own thread and returns.
+        neonize_stop_event.set()
+
+    # ----- commands (called from the session process's command thread) -----------------------------
+
+    def send_document(self, to: str, data: bytes, file_name: str, mimetype: str, caption: str) -> dict:
+        with self._go_call(need_connection=True):
+            jid = self._resolve(to)
+            try:
+                # mimetype given, so neonize does not ask libmagic; bytes, so nothing is read from disk.
+                response = self.client.send_document(
+                    jid, data, caption=caption or None, filename=file_name, mimetype=mimetype
+                )
+            except Exception as exc:
+                raise BackendError("send_failed", f"{type(exc).__name__}: {exc}") from exc
+        return {"wa_message_id": response.ID, "timestamp": float(response.Timestamp)}
+
+    def check_numbers(self, numbers: list[str]) -> dict[str, bool]:
+        with self._go_call(need_connection=True):
+            found = self._lookup(numbers)
+        return {number: number in found for number in numbers}
+
+    def pairing_code(self, phone: str) -> str:
+        digits = _digits(phone)
+        with self._go_call(need_connection=False):
+            if not self._awaiting_link:
+                # PairPhone needs the client waiting for a link (after its first QR), not linked yet.
+                raise BackendError("not_ready", "the session is not waiting for a link")
+            try:
+                return self.client.PairPhone(digits, True)
+            except Exception as exc:
+                raise BackendError("pairing_failed", f"{type(exc).__name__}: {exc}") from exc
+
+    def logout(self) -> None:
+        with self._go_call(need_connection=True):
+            try:
+                self.client.logout()
+            except Exception as exc:
+                raise BackendError("logout_failed", f"{type(exc).__name__}: {exc}") from exc
+        # whatsmeow deletes the device but may not announce it; say it once either way.
+        self._emit_terminal({"event": "logged_out", "reason": "logout"})
+
+    def _go_call(self, need_connection: bool) -> "_GoCall":
+        return _GoCall(self, need_connection)
+
+    def _lookup(self, numbers: list[str]) -> dict[str, Any]:
+        """The JIDs of those numbers that are on WhatsApp (is_on_whatsapp wants a leading '+')."""
+        digits = {_digits(n): n for n in numbers}
+        try:
+            answers = self.client.is_on_whatsapp(*("+" + d for d in digits))
+        except Exception as exc:
+            raise BackendError("check_failed", f"{type(exc).__name__}: {exc}") from exc
+        found = {}
+        for answer in answers:
+            number = digits.get(_digits(answer.Query))
+            if number is not None and answer.IsIn:
+                found[number] = answer.JID
+        return found
+
+    def _resolve(self, to: str) -> Any:
+        """The JID to send to; WhatsApp's answer can differ from the number (e.g. Mexico's extra 1)."""
+        jid = self._jids.get(to)
+        if jid is None:
+            jid = self._lookup([to]).get(to)
+            if jid is None:
+                raise BackendError("not_on_whatsapp", f"{to} is not on WhatsApp")
+            self._jids[to] = jid
+        return jid
+
+    # ----- events (called on Go's thread, one at a time) --------------------------------------------
+
+    def _guarded(self, name: str, handler: Callable[[Any], None]) -> Callable[[Any, Any], None]:
+        """ctypes swallows what a handler raises; turn it into an error event instead."""
+
+        def call(_client: Any, event: Any) -> None:
+            try:
+                handler(event)
+            except Exception as exc:
+                log.exception("session %s: %s handler failed", self.session_id, name)
+                self._emit_error(f"{name} handler failed: {type(exc).__name__}: {exc}")
+
+        return call
+
+    def _on_unraisable(self, unraisable: Any) -> None:
+        """Exceptions raised where no handler can catch them, e.g. in neonize's own dispatcher."""
+        exc = unraisable.exc_value
+        log.error(
+            "session %s: %s", self.session_id, unraisable.err_msg or "unraisable exception",
+            exc_info=(unraisable.exc_type, exc, unraisable.exc_traceback),
+        )
+        detail = f": {exc}" if str(exc) else ""
+        self._emit_error(f"{unraisable.exc_type.__name__} in a neonize callback{detail}")
+
+    def _emit_error(self, message: str) -> None:
+        try:
+            self.emit({"event": "error", "message": message})
+        except Exception:
+            log.exception("session %s: could not report an error event", self.session_id)
+
+    def _emit_terminal(self, event: dict) -> None:
+        with self._lock:
+            first = not self._terminal
+            self._terminal = True
+            self._connected = False
+            self._awaiting_link = False
+        self._cancel_qr_timer()
+        if first:
+            self.emit(event)
+
+    def _on_qr(self, data: bytes) -> None:
+        with self._lock:
+            if self._stopping or self._terminal:
+                return
+            self._qr_count += 1
+            self._awaiting_link = True
+            life = self.QR_FIRST_SECONDS if self._qr_count == 1 else self.QR_NEXT_SECONDS
+        self._start_qr_timer(life + self.QR_GRACE_SECONDS)
+        self.emit({"event": "qr", "data": data.decode()})
+
+    def _start_qr_timer(self, seconds: float) -> None:
+        timer = threading.Timer(seconds, self._on_qr_expired)
+        timer.daemon = True
+        with self._lock:
+            previous, self._qr_timer = self._qr_timer, timer
+        if previous is not None:
+            previous.cancel()
+        timer.start()
+
+    def _cancel_qr_timer(self) -> None:
+        with self._lock:
+            timer, self._qr_timer = self._qr_timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _on_qr_expired(self) -> None:
+        with self._lock:
+            expired = self._awaiting_link and not self._stopping
+        if expired:
+            self._emit_terminal({"event": "qr_timeout"})
+            # whatsmeow gives up but neonize's connect() may keep waiting; end it so run() returns.
+            self.stop()
+
+    def _on_pair_status(self, event: Any) -> None:
+        message = neonize_events.paired(event)
+        if message["event"] == "paired":
+            with self._lock:
+                self._awaiting_link = False
+                self._phone = message["phone"] or self._phone
+            self._cancel_qr_timer()
+        self.emit(message)
+
+    def _on_connected(self, _event: Any) -> None:
+        with self._lock:
+            if self._stopping:
+                return
+            self._connected = True
+            self._awaiting_link = False
+            self._terminal = False
+        self._cancel_qr_timer()
+        self.emit({"event": "connected", "phone": self._own_phone()})
+
+    def _own_phone(self) -> str | None:
+        me = self.client.me  # set by neonize from the device event Go sends before connecting
+        if me is not None and me.HasField("JID"):
+            self._phone = neonize_events.jid_user(me.JID) or self._phone
+        if self._phone is None and self.client.is_connected:
+            # Only once connected: get_me() on a client that is not aborts the whole process.
+            self._phone = neonize_events.jid_user(self.client.get_me().JID)
+        return self._phone
+
+    def _on_disconnected(self, _event: Any) -> None:
+        with self._lock:
+            self._connected = False
+            quiet = self._terminal or self._stopping
+        if not quiet:
+            self.emit({"event": "disconnected", "reason": None})
+
+    def _on_connect_failure(self, event: Any) -> None:
+        message = neonize_events.connect_failure(event)
+        if message["event"] == "logged_out":
+            self._emit_terminal(message)
+        else:
+            self.emit(message)
+
+    def _on_receipt(self, event: Any) -> None:
+        message = neonize_events.receipt(event)
+        if message is not None:
+            self.emit(message)
+
+
+class _GoCall:
+    """Counts a command that calls into Go, so stop() can wait for it; refuses it once stopping."""
+
+    def __init__(self, backend: NeonizeBackend, need_connection: bool):
+        self.backend = backend
+        self.need_connection = need_connection
+
+    def __enter__(self) -> None:
+        b = self.backend
+        with b._lock:
+            if b.client is None or b._stopping:
+                raise BackendError("not_connected", "the session is not running")
+            if self.need_connection and not b._connected:
+                raise BackendError("not_connected", "the session is not connected to WhatsApp")
+            b._calls += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        b = self.backend
+        with b._lock:
+            b._calls -= 1
+            last_out = b._stopping and b._calls == 0
+        if last_out:
+            b._cancel_client()
+
+
+def _digits(number: str) -> str:
+    return "".join(ch for ch in number if ch.isdigit())
