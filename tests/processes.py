@@ -1,0 +1,119 @@
+"""Real service processes for tests: `manage.py serve` and `manage.py runworker`, as `make run` starts them."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_database_url() -> str:
+    """The URL of the database this test runs on, for a child process to share it."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+def service_env(**overrides: str) -> dict:
+    """Environment for a child service process sharing this test's database, config and sessions folder."""
+    env = {
+        **os.environ,
+        "ENV_FILE": os.devnull,
+        "API_STATIC_TOKEN": settings.API_STATIC_TOKEN,
+        "DATABASE_URL": test_database_url(),
+        "SESSIONS_CONFIG": str(settings.SESSIONS_CONFIG),
+        "SESSIONS_DIR": str(settings.SESSIONS_DIR),
+        "WHATSAPP_BACKEND": "simulator",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("REDIS_URL", None)
+    env.update(overrides)
+    return env
+
+
+class ServiceProcess:
+    """A `manage.py <command>` child in its own process group, so nothing it starts outlives the test."""
+
+    def __init__(self, *args: str, env: dict, log_path: Path, port: int | None = None):
+        self.args, self.env, self.port, self.log_path = args, env, port, log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> "ServiceProcess":
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", *self.args], cwd=ROOT, env=self.env,
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        if self.port is not None:
+            self.wait_port(timeout)
+        return self
+
+    def wait_port(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.args[0]} exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError(f"{self.args[0]} did not listen on {self.port}:\n{self.output()}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """kill -9 of the whole process group: no clean shutdown of anything."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # anything left in its group
+        except ProcessLookupError:
+            pass
+        self.log.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> "ServiceProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def serve(tmp_path: Path, *extra: str, **env: str) -> ServiceProcess:
+    port = free_port()
+    return ServiceProcess("serve", "--host", "127.0.0.1", "--port", str(port), *extra,
+                          env=service_env(**env), log_path=tmp_path / f"serve-{port}.log", port=port)
