@@ -46,3 +46,11 @@ class StaticTokenAuthentication(authentication.BaseAuthentication):
 class HasStaticToken(permissions.BasePermission):
     def has_permission(self, request, view):
         return request.auth == "static-token"
+
+
+class HasStaticTokenOrStaff(permissions.BasePermission):
+    """For pages a person opens in the browser (API docs): the token, or a logged-in staff user."""
+
+    def has_permission(self, request, view):
+        user = getattr(request, "user", None)
+        return request.auth == "static-token" or bool(user and user.is_active and user.is_staff)

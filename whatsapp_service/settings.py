@@ -127,8 +127,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Queue PDF receipts for delivery through the company's WhatsApp numbers.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_AUTHENTICATION": [],
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [
+        "whatsapp_service.auth.StaticTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "SERVE_PERMISSIONS": ["whatsapp_service.auth.HasStaticTokenOrStaff"],
 }
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
