@@ -1,0 +1,286 @@
+"""The neonize backend against real neonize 0.5.2 objects, offline.
+
+Events are serialized Neonize_pb2 messages handed to the client's own dispatcher through the same ctypes
+callback types Go calls (NEONIZE.md, "Testing the real client offline"); what the supervisor would
+receive is what the backend emits.
+"""
+
+import ctypes
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from django.conf import settings
+
+from sessions_app.backends.base import BackendError
+from sessions_app.backends.neonize_backend import NeonizeBackend
+
+PHONE = "51987654321"
+
+
+def jid(user: str, server: str = "s.whatsapp.net"):
+    from neonize.proto import Neonize_pb2 as pb
+
+    return pb.JID(User=user, Server=server, Device=0, RawAgent=0, Integrator=0, IsEmpty=False)
+
+
+def feed(client, message, code: int | None = None) -> None:
+    """Deliver one event the way Go does."""
+    from neonize._binder import func_callback_bytes
+    from neonize.events import EVENT_TO_INT
+
+    data = message.SerializeToString() if hasattr(message, "SerializeToString") else message
+    callback = func_callback_bytes(client.event.execute)
+    buffer = ctypes.create_string_buffer(data, len(data) or 1)
+    callback(client.uuid, ctypes.addressof(buffer), len(data), EVENT_TO_INT[type(message)] if code is None else code)
+
+
+def feed_qr(client, code: str) -> None:
+    from neonize._binder import func_string
+
+    callback = func_string(client._NewClient__onQr)
+    buffer = ctypes.create_string_buffer(code.encode())
+    callback(client.uuid, ctypes.addressof(buffer))
+
+
+def receipt(kind: str, ids=("3EB0AAA", "3EB0BBB"), timestamp: int = 1_700_000_000):
+    from neonize.proto import Neonize_pb2 as pb
+
+    source = pb.MessageSource(
+        Chat=jid(PHONE), Sender=jid(PHONE), IsFromMe=False, IsGroup=False,
+        SenderAlt=jid(""), RecipientAlt=jid(""), BroadcastListOwner=jid(""),
+    )
+    return pb.Receipt(
+        MessageSource=source, MessageIDs=list(ids), Timestamp=timestamp,
+        Type=pb.Receipt.ReceiptType.Value(kind),
+    )
+
+
+class Recorder:
+    def __init__(self):
+        self.events: list[dict] = []
+        self.changed = threading.Condition()
+
+    def __call__(self, event: dict) -> None:
+        with self.changed:
+            self.events.append(event)
+            self.changed.notify_all()
+
+    def kinds(self) -> list[str]:
+        return [e["event"] for e in self.events]
+
+    def wait_for(self, kind: str, timeout: float = 10.0) -> dict:
+        with self.changed:
+            assert self.changed.wait_for(lambda: kind in self.kinds(), timeout), self.events
+            return next(e for e in self.events if e["event"] == kind)
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def backend(tmp_path, recorder, monkeypatch):
+    # create_client installs the child's unraisable hook; give the test process its own back afterwards.
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+    b = NeonizeBackend("tienda_lima", tmp_path, recorder)
+    b.create_client()
+    yield b
+    b._cancel_qr_timer()
+
+
+def connect_offline(backend) -> None:
+    from neonize.proto import Neonize_pb2 as pb
+
+    feed(backend.client, pb.Device(JID=jid(PHONE), Platform="", BussinessName="", PushName="", Initialized=True), code=0)
+    feed(backend.client, pb.Connected(status=True))
+
+
+def test_connected_reports_the_linked_phone(backend, recorder):
+    connect_offline(backend)
+    assert recorder.events == [{"event": "connected", "phone": PHONE}]
+
+
+def test_pairing_success_and_failure(backend, recorder):
+    from neonize.proto import Neonize_pb2 as pb
+
+    feed(backend.client, pb.PairStatus(ID=jid(PHONE), BusinessName="", Platform="android", Status=pb.PairStatus.SUCCESS))
+    feed(backend.client, pb.PairStatus(ID=jid(""), BusinessName="", Platform="", Status=pb.PairStatus.ERROR, Error="bad signature"))
+    assert recorder.events == [
+        {"event": "paired", "phone": PHONE},
+        {"event": "error", "message": "pairing failed: bad signature"},
+    ]
+
+
+def test_logged_out_has_its_reason_and_is_not_followed_by_a_transient_disconnect(backend, recorder):
+    from neonize.proto import Neonize_pb2 as pb
+
+    connect_offline(backend)
+    feed(backend.client, pb.LoggedOut(OnConnect=False, Reason=pb.LOGGED_OUT))
+    feed(backend.client, pb.Disconnected(status=True))
+    feed(backend.client, pb.LoggedOut(OnConnect=False, Reason=pb.LOGGED_OUT))
+    assert recorder.events[1:] == [{"event": "logged_out", "reason": "logged_out"}]
+    with pytest.raises(BackendError) as refused:
+        backend.send_document(PHONE, b"%PDF-1.4", "Comprobante.pdf", "application/pdf", "")
+    assert refused.value.code == "not_connected"
+
+
+@pytest.mark.parametrize("reason", ["LOGGED_OUT", "MAIN_DEVICE_GONE", "UNKNOWN_LOGOUT"])
+def test_connect_failure_401_403_406_means_logged_out(backend, recorder, reason):
+    from neonize.proto import Neonize_pb2 as pb
+
+    failure = pb.ConnectFailure(Reason=pb.ConnectFailureReason.Value(reason), Message="", Raw=pb.Node(Tag="failure"))
+    feed(backend.client, failure)
+    assert recorder.events == [{"event": "logged_out", "reason": reason.lower()}]
+
+
+def test_other_connect_failures_and_transient_events(backend, recorder):
+    from neonize.proto import Neonize_pb2 as pb
+
+    connect_offline(backend)
+    feed(backend.client, pb.ConnectFailure(Reason=pb.SERVICE_UNAVAILABLE, Message="try later", Raw=pb.Node(Tag="failure")))
+    feed(backend.client, pb.KeepAliveTimeout(ErrorCount=2, LastSuccess=1_700_000_000))
+    feed(backend.client, pb.KeepAliveRestored())
+    feed(backend.client, pb.Disconnected(status=True))
+    assert recorder.events[1:] == [
+        {"event": "connect_failure", "reason": "service_unavailable", "message": "try later"},
+        {"event": "keepalive_timeout"},
+        {"event": "keepalive_restored"},
+        {"event": "disconnected", "reason": None},
+    ]
+
+
+def test_stream_replaced_and_temporary_ban(backend, recorder, tmp_path):
+    from neonize.proto import Neonize_pb2 as pb
+
+    feed(backend.client, pb.StreamReplaced())
+    other = Recorder()
+    banned = NeonizeBackend("tienda_cusco", tmp_path / "cusco", other)
+    banned.create_client()
+    feed(banned.client, pb.TemporaryBan(Code=pb.TemporaryBan.BLOCKED_BY_USERS, Expire=3600))
+    assert recorder.events == [{"event": "stream_replaced"}]
+    assert other.events == [{"event": "temporary_ban", "code": 2, "expire_seconds": 3600}]
+
+
+def test_receipts_by_type(backend, recorder):
+    for kind in ("DELIVERED", "READ", "READ_SELF", "PLAYED", "RETRY", "SENDER"):
+        feed(backend.client, receipt(kind))
+    expected = {"message_ids": ["3EB0AAA", "3EB0BBB"], "timestamp": 1_700_000_000.0}
+    assert recorder.events == [
+        {"event": "receipt", "type": "delivered", **expected},
+        {"event": "receipt", "type": "read", **expected},
+        {"event": "receipt", "type": "read", **expected},
+        {"event": "receipt", "type": "played", **expected},
+    ]
+
+
+def test_qr_codes_are_forwarded(backend, recorder):
+    feed_qr(backend.client, "2@abc,def,ghi")
+    feed_qr(backend.client, "2@jkl,mno,pqr")
+    assert recorder.events == [{"event": "qr", "data": "2@abc,def,ghi"}, {"event": "qr", "data": "2@jkl,mno,pqr"}]
+
+
+def test_qr_timeout_when_the_codes_stop_coming(backend, recorder):
+    from neonize.events import event as neonize_stop_event
+
+    backend.QR_FIRST_SECONDS, backend.QR_NEXT_SECONDS, backend.QR_GRACE_SECONDS = 0.6, 0.3, 0.1
+    feed_qr(backend.client, "2@first")
+    time.sleep(0.4)  # before the first code's life ends: the next code keeps the link alive
+    feed_qr(backend.client, "2@second")
+    time.sleep(0.2)
+    assert recorder.kinds() == ["qr", "qr"]
+    recorder.wait_for("qr_timeout")
+    time.sleep(0.5)
+    assert recorder.kinds() == ["qr", "qr", "qr_timeout"]
+    # The client is told to stop (connect() polls this event), and nothing connects again.
+    assert neonize_stop_event.is_set()
+    backend.run()
+    feed_qr(backend.client, "2@late")
+    assert recorder.kinds() == ["qr", "qr", "qr_timeout"]
+
+
+def test_pairing_code_needs_a_pending_link(backend, recorder):
+    with pytest.raises(BackendError) as early:
+        backend.pairing_code(PHONE)
+    assert early.value.code == "not_ready"
+    feed_qr(backend.client, "2@code")
+    # Offline, Go has no live client to pair: the failure comes back as an error, the process survives.
+    with pytest.raises(BackendError) as failed:
+        backend.pairing_code("+51 987 654 321")
+    assert failed.value.code == "pairing_failed"
+
+
+def test_commands_need_a_connection(backend):
+    for call in (
+        lambda: backend.send_document(PHONE, b"%PDF-1.4", "Comprobante.pdf", "application/pdf", "hola"),
+        lambda: backend.check_numbers([PHONE]),
+        backend.logout,
+    ):
+        with pytest.raises(BackendError) as refused:
+            call()
+        assert refused.value.code == "not_connected"
+
+
+def test_an_exception_in_a_handler_becomes_an_error_event(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+    received = Recorder()
+
+    def emit(event):
+        if event["event"] == "connected":
+            raise BrokenPipeError("supervisor went away")
+        received(event)
+
+    b = NeonizeBackend("tienda_lima", tmp_path, emit)
+    b.create_client()
+    connect_offline(b)
+    assert received.events == [
+        {"event": "error", "message": "Connected handler failed: BrokenPipeError: supervisor went away"}
+    ]
+
+
+def test_exceptions_inside_neonize_callbacks_become_error_events(backend, recorder):
+    from neonize.events import EVENT_TO_INT, ReceiptEv
+
+    feed(backend.client, b"\xff\xff\xff", code=99)  # an event code neonize does not know
+    feed(backend.client, b"\x0a\xff\xff", code=EVENT_TO_INT[ReceiptEv])  # a truncated Receipt
+    assert [e["event"] for e in recorder.events] == ["error", "error"]
+    assert "UnsupportedEvent" in recorder.events[0]["message"]
+    assert "DecodeError" in recorder.events[1]["message"]
+
+
+def test_a_real_connect_without_network_fails_fast(backend):
+    started = time.monotonic()
+    with pytest.raises(BackendError) as failed:
+        backend.run()
+    assert failed.value.code == "connect_failed"
+    assert "web.whatsapp.com" in failed.value.message
+    assert time.monotonic() - started < 30  # generous: only shows that it does not hang
+    assert backend.store_path.exists()  # the store is the session's own file in its folder
+
+
+def test_the_supervisor_side_import_stays_light():
+    """Reading NeonizeBackend.PRELOAD_MODULES must not import neonize; the preloaded runtime imports
+    neonize's Python side without its Go library and leaves the root logger alone."""
+    code = """
+import json, logging, sys
+from sessions_app.backends import backend_class
+cls = backend_class("neonize")
+light = "neonize" not in sys.modules
+root_before = (logging.getLogger().level, len(logging.getLogger().handlers))
+for name in cls.PRELOAD_MODULES:
+    __import__(name)
+maps = open("/proc/self/maps").read()
+print(json.dumps({"light": light, "python_side": "neonize.client" in sys.modules,
+    "go_loaded": "neonize-linux" in maps,
+    "root_same": root_before == (logging.getLogger().level, len(logging.getLogger().handlers))}))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "light": True, "python_side": True, "go_loaded": False, "root_same": True,
+    }
