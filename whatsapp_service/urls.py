@@ -14,6 +14,6 @@ urlpatterns = [
     path("api/messages/<str:message_id>", MessageDetailView.as_view(), name="message-detail"),
     path("api/sessions", SessionListView.as_view(), name="session-list"),
     path("api/sessions/<str:session_id>", SessionDetailView.as_view(), name="session-detail"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", SpectacularJSONAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

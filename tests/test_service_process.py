@@ -1,0 +1,66 @@
+"""The service as `make run` starts it (`manage.py serve`), as a real process."""
+
+import json
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from messaging.models import MessagePayload, OutgoingMessage
+from tests.conftest import make_pdf, pdf_body
+from tests.processes import ROOT, serve, service_env
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def test_accepted_message_survives_kill_9_and_restart(configured, auth, tmp_path):
+    pdf = make_pdf(100_000, seed=3)
+    server = serve(tmp_path, "--no-worker").start()
+    try:
+        response = httpx.post(f"{server.url}/api/send-pdf", json=pdf_body(pdf=pdf), headers=auth, timeout=30)
+        assert response.status_code == 202, response.text
+    finally:
+        server.kill()  # no shutdown hook runs: only what was committed before the 202 remains
+    message_id = response.json()["messageId"]
+
+    with serve(tmp_path, "--no-worker") as again:
+        status = httpx.get(f"{again.url}/api/messages/{message_id}", headers=auth, timeout=30)
+    assert status.status_code == 200
+    assert status.json()["status"] == "queued"
+    assert bytes(MessagePayload.objects.get(message__message_id=message_id).data) == pdf
+
+
+def test_healthz_needs_no_token_and_checks_the_database(configured, tmp_path):
+    with serve(tmp_path, "--no-worker") as server:
+        response = httpx.get(f"{server.url}/healthz", timeout=10)
+    assert response.status_code == 200
+    assert response.json()["database"] == "ok"
+
+
+def run_serve(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "manage.py", "serve", "--port", "1", "--no-worker"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_service_refuses_to_start_without_a_token(configured):
+    result = run_serve(service_env(API_STATIC_TOKEN=""))
+    assert result.returncode != 0
+    assert "API_STATIC_TOKEN" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        ("[{\"sessionId\": \"ok\"},", "invalid JSON"),
+        (json.dumps([{"sessionId": "tienda_lima"}, {"sessionId": "../../etc"}]), "entry 1"),
+        (json.dumps([{"sessionId": "a"}, {"sessionId": "a"}]), "appears twice"),
+        (json.dumps({"sessionId": "a"}), "expected a JSON list"),
+    ],
+)
+def test_service_refuses_a_broken_config_and_names_the_entry(configured, tmp_path, content, says):
+    config = tmp_path / "broken.config.json"
+    config.write_text(content)
+    result = run_serve(service_env(SESSIONS_CONFIG=str(config)))
+    assert result.returncode == 2
+    assert says in result.stderr
