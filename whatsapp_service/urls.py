@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from messaging.views import MessageDetailView, SendPdfView
+from sessions_app import linking_views
 from sessions_app.views import SessionDetailView, SessionListView
 
 from .health import healthz
@@ -14,6 +15,9 @@ urlpatterns = [
     path("api/messages/<str:message_id>", MessageDetailView.as_view(), name="message-detail"),
     path("api/sessions", SessionListView.as_view(), name="session-list"),
     path("api/sessions/<str:session_id>", SessionDetailView.as_view(), name="session-detail"),
+    path("link/", linking_views.link_start, name="session-link-start"),
+    path("link/<str:session_id>/", linking_views.link_page, name="session-link"),
+    path("link/<str:session_id>/qr.svg", linking_views.link_qr, name="session-link-qr"),
     path("api/schema/", SpectacularJSONAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

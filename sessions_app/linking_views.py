@@ -1,0 +1,113 @@
+"""The admin's linking page: /link/<sessionId>/ for staff users, plus the two things it fetches
+(the pending QR as an image). The events themselves come over /ws/session/<id>."""
+
+from functools import wraps
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from .ids import InvalidSessionId, validate_session_id
+from .models import SessionStatus, WhatsAppSession
+from .qr_image import qr_svg
+
+
+def _json_error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"success": False, "error": code, "message": message}, status=status)
+
+
+def staff_json(view):
+    """For the page's fetch() calls: a JSON 403 instead of a redirect to the login form."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs):
+        user = request.user
+        if not (user.is_active and user.is_staff):
+            return _json_error(403, "forbidden", _("Inicie sesión como personal del administrador."))
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def page_texts() -> dict[str, object]:
+    """Every sentence the page's script may show, translated here so the script has none of its own."""
+    return {
+        "connecting": _("Conectando con el servidor…"),
+        "initializing": _("Iniciando la sesión de WhatsApp…"),
+        "qr": _("Escanee el código QR con WhatsApp en su teléfono."),
+        "connected": _("¡Listo! El número quedó conectado."),
+        "already_connected": _("Este número ya está conectado."),
+        "disconnected": _("La sesión se desconectó."),
+        "reasons": {
+            "qr_timeout": _("El código QR expiró sin ser escaneado."),
+            "logged_out": _("El teléfono cerró la sesión o rechazó la vinculación."),
+            "banned": _("WhatsApp bloqueó temporalmente este número."),
+            "stream_replaced": _("Otra conexión tomó este número."),
+            "connect_failure": _("No se pudo conectar con WhatsApp."),
+            "process_exited": _("El proceso de la sesión se detuvo; el servicio lo reiniciará."),
+            "keepalive_timeout": _("Se perdió la conexión con WhatsApp."),
+            "stopped": _("La sesión está detenida."),
+        },
+        "error": _("No se pudo vincular: %(detail)s"),
+        "socket_closed": _("Se perdió la conexión con el servidor."),
+        "refused": _("El servidor rechazó la conexión: inicie sesión de nuevo en el administrador."),
+        "pairing_waiting": _("Pidiendo el código…"),
+        "pairing_code": _("En el teléfono: WhatsApp > Dispositivos vinculados > Vincular con el número de teléfono, e ingrese este código:"),
+        "pairing_failed": _("No se pudo obtener el código: %(detail)s"),
+    }
+
+
+@staff_member_required
+@require_GET
+def link_start(request: HttpRequest) -> HttpResponse:
+    """A form for a new number's session id; the page of that id does the rest."""
+    raw = request.GET.get("session_id")
+    error = ""
+    if raw is not None:
+        try:
+            return redirect("session-link", session_id=validate_session_id(raw.strip()))
+        except InvalidSessionId:
+            error = _("El id de sesión debe tener de 1 a 64 letras, dígitos, '_' o '-'.")
+    return render(request, "sessions_app/link_start.html", {"error": error, "value": raw or "", "title": _("Vincular un número nuevo")})
+
+
+@staff_member_required
+@require_GET
+def link_page(request: HttpRequest, session_id: str) -> HttpResponse:
+    try:
+        validate_session_id(session_id)
+    except InvalidSessionId:
+        return HttpResponseBadRequest(_("El id de sesión debe tener de 1 a 64 letras, dígitos, '_' o '-'."))
+    session = WhatsAppSession.objects.filter(session_id=session_id).first()
+    context = {
+        "title": _("Vincular el número de %(id)s") % {"id": session_id},
+        "session_id": session_id,
+        "session": session,
+        "ws_path": f"/ws/session/{session_id}",
+        "qr_url": reverse("session-link-qr", args=[session_id]),
+        "texts": page_texts(),
+    }
+    return render(request, "sessions_app/link.html", context)
+
+
+@never_cache
+@staff_json
+@require_GET
+def link_qr(request: HttpRequest, session_id: str) -> HttpResponse:
+    """The QR waiting to be scanned, as SVG; 404 when none is."""
+    try:
+        validate_session_id(session_id)
+    except InvalidSessionId:
+        return _json_error(400, "invalid_session_id", _("El id de sesión debe tener de 1 a 64 letras, dígitos, '_' o '-'."))
+    qr = (
+        WhatsAppSession.objects.filter(session_id=session_id, status=SessionStatus.QR)
+        .values_list("qr", flat=True)
+        .first()
+    )
+    if not qr:
+        return _json_error(404, "no_qr", _("No hay un código QR pendiente para esta sesión."))
+    return HttpResponse(qr_svg(qr), content_type="image/svg+xml")
