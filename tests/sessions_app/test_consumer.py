@@ -2,6 +2,7 @@
 of the contract, with events injected into the session's channel layer group as the worker publishes them."""
 
 import json
+import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -11,6 +12,7 @@ from channels.testing import WebsocketCommunicator
 from sessions_app.config_file import read_config
 from sessions_app.models import SessionCommand, SessionStatus, WhatsAppSession
 from sessions_app.protocol import group_name
+from tests.conftest import need, reachable
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -217,3 +219,26 @@ async def test_a_broken_config_file_is_an_error_event_and_is_left_alone(configur
 async def test_other_paths_are_refused(configured, token):
     ws = socket("/ws/otra/cosa", token)
     assert await ws.connect(timeout=5) == (False, 4404)
+
+
+@pytest.mark.redis
+async def test_events_reach_every_watcher_through_redis(configured, token, settings):
+    """Production: the worker and the web processes share Redis as the channel layer."""
+    need(reachable("127.0.0.1", 6379), "Redis at 127.0.0.1:6379")
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:6379/14"], "prefix": f"test-{uuid.uuid4().hex}"},
+        }
+    }
+    first = await open_socket("tienda_lima", token)
+    second = await open_socket("tienda_lima", token)
+    for ws in (first, second):
+        assert await ws.receive_json_from(timeout=5) == {"event": "status", "data": "initializing"}
+    await publish("tienda_lima", "qr", "2@por-redis")
+    await publish("tienda_lima", "status", "connected")
+    for ws in (first, second):
+        assert await ws.receive_json_from(timeout=5) == {"event": "qr", "data": "2@por-redis"}
+        assert await ws.receive_json_from(timeout=5) == {"event": "status", "data": "connected"}
+        await assert_server_closed(ws)
+    await get_channel_layer().flush()
