@@ -206,10 +206,21 @@ def _write(requests: list[SendPdfRequest]) -> list[Enqueued | ApiError]:
         results.append(Enqueued(row.message_id, True))
     if rows:
         OutgoingMessage.objects.bulk_create(rows)
-        MessagePayload.objects.bulk_create(
-            MessagePayload(message=row, data=r.pdf) for row, r in zip(rows, row_requests)
-        )
+        _insert_payloads([(row.pk, r.pdf) for row, r in zip(rows, row_requests)])
     return results  # type: ignore[return-value]
+
+
+def _insert_payloads(pairs: list[tuple[int, bytes]]) -> None:
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        # Django's psycopg cursors bind client-side, escaping 100 KB of bytea into the SQL text;
+        # psycopg's own cursor sends it as a binary parameter.
+        table = MessagePayload._meta.db_table
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.executemany(f"INSERT INTO {table} (message_id, data) VALUES (%s, %b)", pairs)
+        return
+    MessagePayload.objects.bulk_create(MessagePayload(message_id=pk, data=data) for pk, data in pairs)
 
 
 _writer = QueueWriter()
