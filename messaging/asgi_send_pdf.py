@@ -14,6 +14,7 @@ from whatsapp_service.auth import bearer_from_header, token_matches
 from whatsapp_service.errors import ApiError
 
 from .intake import check_content_length, parse_send_pdf, too_large
+from . import wakeups
 from .queue_writer import enqueue_async
 from .views import accepted_body
 
@@ -85,3 +86,5 @@ async def handle(scope, receive, send) -> None:
         await _respond(send, 500, {"success": False, "error": "internal_error", "message": _("Error interno.")})
         return
     await _respond(send, 202, accepted_body(accepted.message_id))
+    if accepted.created:
+        await wakeups.announce(request.session_id)

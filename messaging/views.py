@@ -10,6 +10,7 @@ from whatsapp_service.errors import ApiError
 
 from .intake import check_content_length, parse_send_pdf
 from .queue_writer import enqueue
+from .wakeups import announce_sync
 from .selectors import message_as_json, messages_without_payload
 
 ERROR_BODY = inline_serializer(
@@ -54,7 +55,10 @@ class SendPdfView(APIView):
     def post(self, request):
         length = request.META.get("CONTENT_LENGTH")
         check_content_length(int(length) if length and length.isdigit() else None)
-        accepted = enqueue(parse_send_pdf(request.body, request.headers.get("Idempotency-Key")))
+        message = parse_send_pdf(request.body, request.headers.get("Idempotency-Key"))
+        accepted = enqueue(message)
+        if accepted.created:
+            announce_sync(message.session_id)
         return Response(accepted_body(accepted.message_id), status=202)
 
 

@@ -1,6 +1,8 @@
 """Settings, all from the environment (and `.env`, where the environment wins)."""
 
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 
 import environ
@@ -27,6 +29,23 @@ WHATSAPP_BACKEND = env("WHATSAPP_BACKEND", default="neonize")
 EMBEDDED_WORKER = env.bool("EMBEDDED_WORKER", default=True)
 SESSIONS_DIR = Path(env("SESSIONS_DIR", default=str(BASE_DIR / "sessions")))
 SESSIONS_CONFIG = Path(env("SESSIONS_CONFIG", default=str(BASE_DIR / "sessions.config.json")))
+# The dispatcher (messaging.dispatcher). Times in seconds.
+DISPATCH_MAX_ATTEMPTS = env.int("DISPATCH_MAX_ATTEMPTS", default=5)
+DISPATCH_RETRY_BASE_SECONDS = env.float("DISPATCH_RETRY_BASE_SECONDS", default=10.0)
+DISPATCH_RETRY_MAX_SECONDS = env.float("DISPATCH_RETRY_MAX_SECONDS", default=600.0)
+DISPATCH_SEND_TIMEOUT_SECONDS = env.float("DISPATCH_SEND_TIMEOUT_SECONDS", default=90.0)
+DISPATCH_SWEEP_SECONDS = env.float("DISPATCH_SWEEP_SECONDS", default=5.0)
+DISPATCH_NUMBER_CHECK_TTL_SECONDS = env.float("DISPATCH_NUMBER_CHECK_TTL_SECONDS", default=86400.0)
+# Messages of a logged-out or banned session wait for a new link this long, then fail.
+DISPATCH_UNLINKED_FAIL_AFTER_SECONDS = env.float("DISPATCH_UNLINKED_FAIL_AFTER_SECONDS", default=86400.0)
+# On shutdown, how long a send in flight may take to finish.
+DISPATCH_SHUTDOWN_GRACE_SECONDS = env.float("DISPATCH_SHUTDOWN_GRACE_SECONDS", default=20.0)
+# Pacing per number (anti-ban): at least SEND_MIN_INTERVAL_SECONDS between two sends of one number,
+# plus a random 0..SEND_INTERVAL_JITTER_SECONDS; SEND_HOURLY_CAP > 0 limits sends per hour and number.
+SEND_MIN_INTERVAL_SECONDS = env.float("SEND_MIN_INTERVAL_SECONDS", default=2.0)
+SEND_INTERVAL_JITTER_SECONDS = env.float("SEND_INTERVAL_JITTER_SECONDS", default=3.0)
+SEND_HOURLY_CAP = env.int("SEND_HOURLY_CAP", default=300)
+
 MAX_PDF_BYTES = env.int("MAX_PDF_BYTES", default=16 * 1024 * 1024)
 # A JSON body carrying MAX_PDF_BYTES in base64, plus room for the other fields.
 MAX_REQUEST_BYTES = (MAX_PDF_BYTES + 2) // 3 * 4 + 64 * 1024
@@ -88,7 +107,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
         }
     )
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test_db.sqlite3")}
+    # A file (child processes of a test share it), one per test run (runs side by side stay apart).
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"whatsapp-service-test-{os.getpid()}.sqlite3")
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="")

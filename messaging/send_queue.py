@@ -1,0 +1,175 @@
+"""The dispatcher's reads and writes of the queue: claim a session's next due message, record what
+became of it, apply receipts. Every function is synchronous and short; the network send happens
+between a claim and its record, outside any transaction.
+
+Claiming is FIFO per session among the messages that are due. On Postgres the head row is locked with
+FOR UPDATE SKIP LOCKED; everywhere the claim is a compare-and-swap on (status, lease_owner), so two
+claimers never both win. A claim is a lease: a sender that dies leaves a `sending` row whose lease
+expires, and the next claim takes it back, marked `resumed` so the dispatcher first asks the session
+whether it already went out.
+"""
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from .models import MessagePayload, MessageStatus, OutgoingMessage
+
+ACTIVE = (MessageStatus.QUEUED, MessageStatus.SENDING)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    pk: int
+    message_id: str
+    session_id: str
+    to: str
+    file_name: str
+    caption: str
+    mimetype: str
+    attempts: int  # including this one
+    resumed: bool  # an earlier attempt's sender vanished: it may have gone out
+    data: bytes
+
+
+def _due(now: datetime) -> Q:
+    queued = Q(status=MessageStatus.QUEUED) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+    abandoned = Q(status=MessageStatus.SENDING, lease_expires_at__lt=now)
+    return queued | abandoned
+
+
+def claim_next(session_id: str, owner: str, lease_seconds: float) -> Claimed | None:
+    now = timezone.now()
+    with transaction.atomic():
+        head = OutgoingMessage.objects.filter(_due(now), session_id=session_id).order_by("id")
+        if connection.features.has_select_for_update_skip_locked:
+            head = head.select_for_update(skip_locked=True)
+        row = head.only("id", "status", "lease_owner").first()
+        if row is None:
+            return None
+        won = OutgoingMessage.objects.filter(pk=row.pk, status=row.status, lease_owner=row.lease_owner).update(
+            status=MessageStatus.SENDING,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+        if not won:
+            return None
+    message = OutgoingMessage.objects.only(
+        "message_id", "session_id", "to", "file_name", "caption", "mimetype", "attempts"
+    ).get(pk=row.pk)
+    data = MessagePayload.objects.filter(message_id=row.pk).values_list("data", flat=True).first()
+    return Claimed(
+        pk=row.pk,
+        message_id=str(message.message_id),
+        session_id=message.session_id,
+        to=message.to,
+        file_name=message.file_name,
+        caption=message.caption,
+        mimetype=message.mimetype,
+        attempts=message.attempts,
+        resumed=row.status == MessageStatus.SENDING,
+        data=bytes(data) if data is not None else b"",
+    )
+
+
+def _mine(pk: int, owner: str):
+    return OutgoingMessage.objects.filter(pk=pk, status=MessageStatus.SENDING, lease_owner=owner)
+
+
+def _release() -> dict:
+    return {"lease_owner": "", "lease_expires_at": None, "updated_at": timezone.now()}
+
+
+def record_sent(pk: int, owner: str, wa_message_id: str, wa_timestamp: float | None) -> bool:
+    sent_at = timezone.now()
+    stamp = datetime.fromtimestamp(wa_timestamp, tz=dt_timezone.utc) if wa_timestamp else None
+    return bool(
+        _mine(pk, owner).update(
+            status=MessageStatus.SENT, wa_message_id=wa_message_id, wa_timestamp=stamp, sent_at=sent_at,
+            error="", next_attempt_at=None, **_release(),
+        )
+    )
+
+
+def record_failed(pk: int, owner: str, error: str) -> bool:
+    return bool(_mine(pk, owner).update(status=MessageStatus.FAILED, error=error, next_attempt_at=None, **_release()))
+
+
+def retry_delay(attempts: int) -> float:
+    """Exponential with "equal jitter": between half and all of base * 2^(attempts-1), capped."""
+    delay = min(settings.DISPATCH_RETRY_MAX_SECONDS, settings.DISPATCH_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+def record_retry(pk: int, owner: str, attempts: int, error: str) -> str:
+    """Back off, or fail after the last attempt. Returns the new status."""
+    if attempts >= settings.DISPATCH_MAX_ATTEMPTS:
+        record_failed(pk, owner, error)
+        return MessageStatus.FAILED
+    due = timezone.now() + timedelta(seconds=retry_delay(attempts))
+    _mine(pk, owner).update(status=MessageStatus.QUEUED, error=error, next_attempt_at=due, **_release())
+    return MessageStatus.QUEUED
+
+
+def record_unknown(pk: int, owner: str, error: str) -> None:
+    """The send may or may not have gone out (no answer in time): leave it `sending` with an expired
+    lease, so the next claim resumes it and asks the session first."""
+    _mine(pk, owner).update(error=error, lease_expires_at=timezone.now(), updated_at=timezone.now())
+
+
+def give_back(pk: int, owner: str) -> None:
+    """The session could not take it (not connected): due again at once, the attempt not counted."""
+    _mine(pk, owner).update(status=MessageStatus.QUEUED, attempts=F("attempts") - 1, **_release())
+
+
+def apply_receipt(wa_message_ids: list[str], kind: str, timestamp: float | None) -> set[str]:
+    """Move messages forward to delivered or read (never backwards). Returns the ids that matched
+    no sent message (yet)."""
+    at = datetime.fromtimestamp(timestamp, tz=dt_timezone.utc) if timestamp else timezone.now()
+    rows = OutgoingMessage.objects.filter(wa_message_id__in=wa_message_ids)
+    if kind == "delivered":
+        rows.filter(status=MessageStatus.SENT).update(status=MessageStatus.DELIVERED, delivered_at=at, updated_at=at)
+    elif kind in ("read", "played"):
+        rows.filter(status__in=[MessageStatus.SENT, MessageStatus.DELIVERED]).update(
+            status=MessageStatus.READ, read_at=at, delivered_at=Coalesce("delivered_at", at), updated_at=at
+        )
+    known = set(OutgoingMessage.objects.filter(wa_message_id__in=wa_message_ids).values_list("wa_message_id", flat=True))
+    return set(wa_message_ids) - known
+
+
+def sessions_with_due_messages() -> set[str]:
+    now = timezone.now()
+    return set(OutgoingMessage.objects.filter(_due(now)).values_list("session_id", flat=True).distinct())
+
+
+def next_due_at(session_id: str) -> datetime | None:
+    """When the earliest message in backoff becomes due."""
+    return (
+        OutgoingMessage.objects.filter(session_id=session_id, status=MessageStatus.QUEUED, next_attempt_at__isnull=False)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+
+
+def fail_waiting_for_unlinked_sessions(session_ids: list[str], older_than_seconds: float) -> int:
+    """Messages of sessions that are logged out (or banned) wait for a new link, but not forever."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return OutgoingMessage.objects.filter(
+        session_id__in=session_ids, status=MessageStatus.QUEUED, created_at__lt=cutoff
+    ).update(status=MessageStatus.FAILED, error="session_logged_out", next_attempt_at=None, updated_at=timezone.now())
+
+
+def sent_in_last_hour(session_id: str) -> list[datetime]:
+    since = timezone.now() - timedelta(hours=1)
+    return list(
+        OutgoingMessage.objects.filter(session_id=session_id, sent_at__gte=since).order_by("sent_at").values_list("sent_at", flat=True)
+    )
