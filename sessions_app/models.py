@@ -42,6 +42,7 @@ class WhatsAppSession(models.Model):
 
 class CommandState(models.TextChoices):
     PENDING = "pending"
+    RUNNING = "running"  # claimed by a worker: a web process that gave up waiting no longer cancels it
     DONE = "done"
     FAILED = "failed"
 

@@ -11,6 +11,7 @@ django.setup()
 from asgiref.sync import sync_to_async  # noqa: E402
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
@@ -39,16 +40,26 @@ async def application(scope, receive, send):
 
 
 async def _lifespan(receive, send):
+    supervisor = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             try:
                 await sync_to_async(prepare_service)()
+                if settings.EMBEDDED_WORKER:
+                    # Embedded mode: the sessions run under this server's loop, where the in-memory
+                    # channel layer reaches the sockets.
+                    from sessions_app.supervisor import Supervisor
+
+                    supervisor = Supervisor()
+                    await supervisor.start()
             except Exception as exc:
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
                 return
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            if supervisor is not None:
+                await supervisor.stop()
             await sync_to_async(shutdown_writer, thread_sensitive=False)()
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -29,6 +29,37 @@ WHATSAPP_BACKEND = env("WHATSAPP_BACKEND", default="neonize")
 EMBEDDED_WORKER = env.bool("EMBEDDED_WORKER", default=True)
 SESSIONS_DIR = Path(env("SESSIONS_DIR", default=str(BASE_DIR / "sessions")))
 SESSIONS_CONFIG = Path(env("SESSIONS_CONFIG", default=str(BASE_DIR / "sessions.config.json")))
+
+# The session supervisor (sessions_app.supervisor). Times in seconds.
+SESSION_HEARTBEAT_SECONDS = env.float("SESSION_HEARTBEAT_SECONDS", default=2.0)
+# A session process silent this long is killed and replaced.
+SESSION_HEARTBEAT_TIMEOUT_SECONDS = env.float("SESSION_HEARTBEAT_TIMEOUT_SECONDS", default=15.0)
+# Restarts after a crash or a failed connect: base * 2^(n-1) with jitter, capped; reset once a
+# process has stayed up SESSION_HEALTHY_SECONDS.
+SESSION_RESTART_BACKOFF_SECONDS = env.float("SESSION_RESTART_BACKOFF_SECONDS", default=2.0)
+SESSION_RESTART_BACKOFF_MAX_SECONDS = env.float("SESSION_RESTART_BACKOFF_MAX_SECONDS", default=300.0)
+SESSION_HEALTHY_SECONDS = env.float("SESSION_HEALTHY_SECONDS", default=60.0)
+# Another connection took the number: the first wait before trying again (doubles each time, capped).
+SESSION_STREAM_REPLACED_WAIT_SECONDS = env.float("SESSION_STREAM_REPLACED_WAIT_SECONDS", default=60.0)
+# How often the supervisor looks for new sessions, start requests and commands.
+SESSION_POLL_SECONDS = env.float("SESSION_POLL_SECONDS", default=0.5)
+# A stopping session process gets this long before it is terminated, then killed.
+SESSION_STOP_TIMEOUT_SECONDS = env.float("SESSION_STOP_TIMEOUT_SECONDS", default=5.0)
+# How long an API call (pairing code, logout, delete) waits for the worker to answer.
+SESSION_COMMAND_WAIT_SECONDS = env.float("SESSION_COMMAND_WAIT_SECONDS", default=15.0)
+# Print each QR in the terminal; default: when DEBUG or when stdout is a terminal.
+PRINT_QR = env.bool("PRINT_QR", default=None)
+
+# The simulator backend (WHATSAPP_BACKEND=simulator). QR codes rotate like whatsmeow's.
+SIMULATOR_QR_FIRST_SECONDS = env.float("SIMULATOR_QR_FIRST_SECONDS", default=60.0)
+SIMULATOR_QR_NEXT_SECONDS = env.float("SIMULATOR_QR_NEXT_SECONDS", default=20.0)
+SIMULATOR_QR_COUNT = env.int("SIMULATOR_QR_COUNT", default=6)
+SIMULATOR_UNREGISTERED = env.list("SIMULATOR_UNREGISTERED", default=["51900000000"])
+SIMULATOR_SEND_LATENCY_MS = env.int("SIMULATOR_SEND_LATENCY_MS", default=0)
+SIMULATOR_DELIVERY_MS = env.int("SIMULATOR_DELIVERY_MS", default=100)
+# After a dropped connection the simulated client reconnects by itself after this delay.
+SIMULATOR_RECONNECT_MS = env.int("SIMULATOR_RECONNECT_MS", default=1000)
+
 # The dispatcher (messaging.dispatcher). Times in seconds.
 DISPATCH_MAX_ATTEMPTS = env.int("DISPATCH_MAX_ATTEMPTS", default=5)
 DISPATCH_RETRY_BASE_SECONDS = env.float("DISPATCH_RETRY_BASE_SECONDS", default=10.0)
@@ -61,9 +92,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Ahead of channels: an earlier app's management command wins, and both have a `runworker`.
+    "sessions_app",
     "channels",
     "whatsapp_service",
-    "sessions_app",
     "messaging",
 ]
 

@@ -1,0 +1,241 @@
+"""A simulated WhatsApp that behaves, from the outside, like neonize over whatsmeow (NEONIZE.md).
+
+Unlinked, it shows QR codes that rotate (first valid SIMULATOR_QR_FIRST_SECONDS, then
+SIMULATOR_QR_NEXT_SECONDS each, SIMULATOR_QR_COUNT in all), then gives up with `qr_timeout`. The
+simulated phone is driven through SimulatorControl rows (written by /api/simulator/..., possibly in
+another process), which this process polls: scan links and connects and stores a small credentials
+file, so a new process reconnects without a QR; drop loses the connection and reconnects by itself;
+logout removes the device. Sends land in SimulatorOutbox and are "delivered" shortly after.
+"""
+
+import base64
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+
+from .base import BackendError, ClientBackend
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.1
+CREDENTIALS_FILE = "simulator-device.json"
+# whatsmeow's pairing codes: 8 characters of this alphabet, shown as XXXX-XXXX.
+PAIRING_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"
+
+
+def _ensure_django() -> None:
+    from django.apps import apps
+
+    if not apps.ready:
+        import django
+
+        django.setup()
+
+
+def _b64(n: int) -> str:
+    return base64.b64encode(secrets.token_bytes(n)).decode()
+
+
+def new_wa_message_id() -> str:
+    """Shaped like whatsmeow's own ids: 3EB0 and 18 upper-case hex digits."""
+    return "3EB0" + secrets.token_hex(9).upper()
+
+
+class SimulatorBackend(ClientBackend):
+    name = "simulator"
+    PRELOAD_MODULES = ["sessions_app.django_preload"]
+
+    def __init__(self, session_id, store_dir, emit):
+        super().__init__(session_id, store_dir, emit)
+        _ensure_django()
+        from django.conf import settings
+
+        self.qr_first = settings.SIMULATOR_QR_FIRST_SECONDS
+        self.qr_next = settings.SIMULATOR_QR_NEXT_SECONDS
+        self.qr_count = settings.SIMULATOR_QR_COUNT
+        self.unregistered = {n.strip().lstrip("+") for n in settings.SIMULATOR_UNREGISTERED if n.strip()}
+        self.send_latency = settings.SIMULATOR_SEND_LATENCY_MS / 1000
+        self.delivery_delay = settings.SIMULATOR_DELIVERY_MS / 1000
+        self.reconnect_delay = settings.SIMULATOR_RECONNECT_MS / 1000
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._state = "starting"  # waiting_link, connected, disconnected, logged_out
+        self._phone = ""
+        # The device's keys stay the same across the rotating codes, as whatsmeow's do.
+        self._qr_keys = ",".join(_b64(32) for _ in range(3))
+
+    # -- the client's life, on the session process's main thread ---------------------------------
+    def run(self) -> None:
+        from django.db import connection
+
+        try:
+            phone = self._stored_phone()
+            if not phone:
+                phone = self._wait_for_link()
+                if not phone:
+                    return
+            self._stay_connected(phone)
+        finally:
+            connection.close()
+
+    def _wait_for_link(self) -> str | None:
+        self._set_state("waiting_link")
+        for index in range(self.qr_count):
+            self.emit({"event": "qr", "data": f"2@{_b64(48)},{self._qr_keys}"})
+            deadline = time.monotonic() + (self.qr_first if index == 0 else self.qr_next)
+            while time.monotonic() < deadline:
+                if self._stop.wait(POLL_SECONDS):
+                    return None
+                action, payload = self._next_control()
+                if action == "scan":
+                    phone = "".join(ch for ch in str(payload.get("phone") or "") if ch.isdigit())
+                    phone = phone or "51900000001"
+                    self._store_credentials(phone)
+                    self.emit({"event": "paired", "phone": phone})
+                    return phone
+        self._set_state("disconnected")
+        self.emit({"event": "qr_timeout"})
+        return None
+
+    def _stay_connected(self, phone: str) -> None:
+        self._phone = phone
+        self._connect()
+        reconnect_at = 0.0
+        while not self._stop.wait(POLL_SECONDS):
+            action, _ = self._next_control()
+            if action == "logout":
+                self._forget_credentials()
+                self._set_state("logged_out")
+                self.emit({"event": "logged_out", "reason": "device_removed"})
+                return
+            if action == "drop" and self._get_state() == "connected":
+                self._set_state("disconnected")
+                self.emit({"event": "disconnected", "reason": "connection_lost"})
+                reconnect_at = time.monotonic() + self.reconnect_delay
+            if self._get_state() == "disconnected" and time.monotonic() >= reconnect_at:
+                self._connect()
+
+    def _connect(self) -> None:
+        self._set_state("connected")
+        self.emit({"event": "connected", "phone": self._phone})
+
+    def _next_control(self) -> tuple[str | None, dict]:
+        """Take the oldest unconsumed action for this session (each is acted on once)."""
+        from django.db import DatabaseError
+        from django.utils import timezone
+
+        from sessions_app.models import SimulatorControl
+
+        try:
+            row = (
+                SimulatorControl.objects.filter(session_id=self.session_id, consumed_at__isnull=True)
+                .order_by("id")
+                .first()
+            )
+            if row is None:
+                return None, {}
+            taken = SimulatorControl.objects.filter(pk=row.pk, consumed_at__isnull=True).update(
+                consumed_at=timezone.now()
+            )
+        except DatabaseError as exc:  # e.g. SQLite busy under load: the phone simply acts a bit later
+            log.warning("simulator %s: cannot read controls: %s", self.session_id, exc)
+            return None, {}
+        return (row.action, row.payload or {}) if taken else (None, {})
+
+    # -- stored credentials -------------------------------------------------------------------------
+    @property
+    def _credentials_path(self) -> Path:
+        return self.store_dir / CREDENTIALS_FILE
+
+    def _stored_phone(self) -> str | None:
+        try:
+            return json.loads(self._credentials_path.read_text())["phone"] or None
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+
+    def _store_credentials(self, phone: str) -> None:
+        tmp = self._credentials_path.with_suffix(".tmp")
+        data = {"phone": phone, "jid": f"{phone}:{secrets.randbelow(90) + 10}@s.whatsapp.net"}
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, self._credentials_path)
+
+    def _forget_credentials(self) -> None:
+        self._credentials_path.unlink(missing_ok=True)
+
+    def _set_state(self, state: str) -> None:
+        with self._lock:
+            self._state = state
+
+    def _get_state(self) -> str:
+        with self._lock:
+            return self._state
+
+    # -- commands, on the session process's command thread ------------------------------------------
+    def _require_connected(self) -> None:
+        if self._get_state() != "connected":
+            raise BackendError("not_connected", "the WhatsApp client is not connected")
+
+    def send_document(self, to: str, data: bytes, file_name: str, mimetype: str, caption: str) -> dict:
+        import hashlib
+
+        from django.utils import timezone
+
+        from sessions_app.models import SimulatorOutbox
+
+        self._require_connected()
+        if self.send_latency:
+            time.sleep(self.send_latency)
+            self._require_connected()
+        to = to.lstrip("+")
+        if to in self.unregistered:
+            raise BackendError("not_on_whatsapp", f"{to} is not on WhatsApp")
+        wa_message_id = new_wa_message_id()
+        sent_at = timezone.now()
+        SimulatorOutbox.objects.create(
+            session_id=self.session_id,
+            to=to,
+            file_name=file_name,
+            caption=caption or "",
+            mimetype=mimetype,
+            sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data),
+            wa_message_id=wa_message_id,
+            sent_at=sent_at,
+        )
+        timer = threading.Timer(self.delivery_delay, self._deliver, args=(wa_message_id,))
+        timer.daemon = True
+        timer.start()
+        # The server's timestamp has whole seconds.
+        return {"wa_message_id": wa_message_id, "timestamp": float(int(sent_at.timestamp()))}
+
+    def _deliver(self, wa_message_id: str) -> None:
+        self.emit(
+            {"event": "receipt", "message_ids": [wa_message_id], "type": "delivered", "timestamp": time.time()}
+        )
+
+    def check_numbers(self, numbers: list[str]) -> dict[str, bool]:
+        self._require_connected()
+        return {n: n.lstrip("+") not in self.unregistered for n in numbers}
+
+    def pairing_code(self, phone: str) -> str:
+        if self._get_state() != "waiting_link":
+            raise BackendError("not_waiting_for_link", "the session is not waiting to be linked")
+        code = "".join(secrets.choice(PAIRING_ALPHABET) for _ in range(8))
+        return f"{code[:4]}-{code[4:]}"
+
+    def logout(self) -> None:
+        if self._get_state() not in ("connected", "disconnected"):
+            raise BackendError("not_logged_in", "the session is not linked")
+        # Like whatsmeow's Logout(): unlink and delete the device, no LoggedOut event.
+        self._forget_credentials()
+        self._set_state("logged_out")
+        self._stop.set()
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,34 @@
+"""`manage.py runworker`: the WhatsApp sessions, one process each, under the supervisor.
+
+Production runs it beside the web processes (`manage.py serve --no-worker`, daphne or other ASGI
+servers) with REDIS_URL set, so its events reach their WebSockets. SIGTERM or SIGINT stops every
+session process cleanly before it exits.
+"""
+
+import asyncio
+import signal
+import sys
+
+from django.core.management.base import BaseCommand
+
+from whatsapp_service.startup import StartupError, prepare_service
+
+
+class Command(BaseCommand):
+    help = "Run the WhatsApp session processes (the supervisor)."
+
+    def handle(self, *args, **options):
+        from sessions_app.supervisor import Supervisor
+
+        try:
+            prepare_service()
+        except StartupError as exc:
+            self.stderr.write(self.style.ERROR(f"Cannot start: {exc}"))
+            sys.exit(2)
+        asyncio.run(self._run(Supervisor()))
+
+    async def _run(self, supervisor) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, lambda: loop.create_task(supervisor.stop()))
+        await supervisor.run()

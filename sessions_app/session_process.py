@@ -1,0 +1,239 @@
+"""A session process: one client backend in its own OS process, talking to the supervisor over a pipe.
+
+`spawn()` starts one from multiprocessing's forkserver, which imports the backend's PRELOAD_MODULES
+once so every session process shares those pages. In the child, `run()` of the backend holds the main
+thread; a reader thread takes commands off the pipe (`stop` at once, the rest in order on a command
+thread); a heartbeat thread proves the process is alive. Message formats: sessions_app.protocol.
+
+This module is imported by the forkserver before Django is set up: nothing here may need the app
+registry at import time.
+"""
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from django.conf import settings
+
+from . import protocol
+from .backends import BackendError, ClientBackend, backend_class
+
+log = logging.getLogger(__name__)
+
+# Why a session process ended (its exit code); a negative code is the signal that killed it.
+EXIT_OK = 0  # stopped on request, or the client's life ended (logged out, QR timeout)
+EXIT_CONNECT_FAILED = 3  # run() raised BackendError: the connection could not be made
+EXIT_CRASHED = 4  # run() raised something else
+EXIT_PARENT_GONE = 5  # the supervisor went away
+EXIT_DESCRIPTIONS = {
+    EXIT_OK: "ended",
+    EXIT_CONNECT_FAILED: "connect failed",
+    EXIT_CRASHED: "crashed",
+    EXIT_PARENT_GONE: "supervisor gone",
+}
+PR_SET_PDEATHSIG = 1
+# A child whose run() does not return after stop (or after its supervisor vanished) exits anyway.
+STOP_GRACE_SECONDS = 5.0
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return EXIT_DESCRIPTIONS.get(code, f"exit code {code}")
+
+
+def spawn(session_id: str, backend: str | None = None) -> tuple[multiprocessing.Process, Connection]:
+    """Start the session process for a (validated) session id; returns it and the supervisor's end of
+    its pipe. Blocks while the forkserver starts (the first time) and forks."""
+    from .ids import session_dir
+
+    backend = backend or settings.WHATSAPP_BACKEND
+    cls = backend_class(backend)
+    store = session_dir(session_id)
+    store.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    store.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(store, 0o700)  # mkdir's mode is filtered by the umask, and an old folder keeps its own
+    ctx = multiprocessing.get_context("forkserver")
+    # Only read when the forkserver starts, i.e. before the first session process.
+    ctx.set_forkserver_preload([__name__, *getattr(cls, "PRELOAD_MODULES", [])])
+    ours, theirs = ctx.Pipe(duplex=True)
+    process = ctx.Process(
+        target=child_main,
+        args=(session_id, backend, str(store), theirs, settings.SESSION_HEARTBEAT_SECONDS),
+        name=f"session-{session_id}",
+        daemon=True,  # multiprocessing's exit handler terminates them if the supervisor forgets
+    )
+    try:
+        process.start()
+    finally:
+        theirs.close()
+    return process, ours
+
+
+# ---------------------------------------------------------------------------------------------------
+# The child side.
+
+
+def _die_with_parent() -> None:
+    """SIGKILL when the forkserver that forked us dies (it exits when the supervisor does)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the pipe's EOF still ends us
+        pass
+
+
+def _exit_soon(code: int, after: float) -> None:
+    timer = threading.Timer(after, os._exit, args=(code,))
+    timer.daemon = True
+    timer.start()
+
+
+class _Child:
+    def __init__(self, session_id: str, conn: Connection, heartbeat_seconds: float):
+        self.session_id = session_id
+        self.conn = conn
+        self.heartbeat_seconds = heartbeat_seconds
+        self.send_lock = threading.Lock()
+        self.commands: queue.Queue[dict] = queue.Queue()
+        self.done = threading.Event()
+        self.stopping = False
+        self.parent_gone = False
+        self.backend: ClientBackend | None = None
+
+    def emit(self, event: dict) -> None:
+        """Thread-safe; a broken pipe means the supervisor is gone, so is this process."""
+        try:
+            with self.send_lock:
+                self.conn.send(event)
+        except (OSError, ValueError, EOFError):
+            os._exit(EXIT_PARENT_GONE)
+
+    def report_error(self, text: str) -> None:
+        log.error("session %s: %s", self.session_id, text)
+        self.emit({"event": "error", "message": text[-2000:]})
+
+    def read_commands(self) -> None:
+        while True:
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                self.parent_gone = True
+                self._stop_backend()
+                _exit_soon(EXIT_PARENT_GONE, STOP_GRACE_SECONDS)
+                return
+            name = protocol.kind(message)
+            if name == "stop":
+                self.stopping = True
+                self._stop_backend()
+                _exit_soon(EXIT_OK, STOP_GRACE_SECONDS)
+            elif name in protocol.COMMANDS:
+                self.commands.put(message)
+            else:
+                self.report_error(f"unknown command {str(message)[:200]}")
+
+    def _stop_backend(self) -> None:
+        if self.backend is not None:
+            try:
+                self.backend.stop()
+            except Exception:
+                self.report_error("stop failed: " + traceback.format_exc())
+
+    def execute_commands(self) -> None:
+        while True:
+            message = self.commands.get()
+            req_id = message.get("req_id")
+            try:
+                result = self._execute(message)
+                answer = protocol.reply(req_id, result)
+            except BackendError as exc:
+                answer = protocol.reply(req_id, error=exc.message, error_code=exc.code)
+            except Exception as exc:
+                log.exception("session %s: command %s failed", self.session_id, message.get("cmd"))
+                answer = protocol.reply(req_id, error=f"{type(exc).__name__}: {exc}", error_code="error")
+            self.emit(answer)
+
+    def _execute(self, message: dict) -> dict:
+        backend = self.backend
+        name = message["cmd"]
+        if backend is None:
+            raise BackendError("not_connected", "the client is not running")
+        if name == "send_document":
+            return backend.send_document(
+                message["to"],
+                message["data"],
+                message.get("file_name") or "document.pdf",
+                message.get("mimetype") or "application/pdf",
+                message.get("caption") or "",
+            )
+        if name == "check_numbers":
+            return backend.check_numbers(list(message["numbers"]))
+        if name == "pairing_code":
+            return {"code": backend.pairing_code(message["phone"])}
+        if name == "logout":
+            backend.logout()
+            return {}
+        raise BackendError("unknown_command", f"unknown command {name!r}")
+
+    def beat(self) -> None:
+        while not self.done.wait(self.heartbeat_seconds):
+            self.emit({"event": "heartbeat"})
+
+    def install_hooks(self) -> None:
+        """Exceptions nobody catches (a ctypes callback's, a thread's) reach the supervisor."""
+
+        def unraisable(info) -> None:
+            text = "".join(traceback.format_exception(info.exc_type, info.exc_value, info.exc_traceback))
+            self.report_error(f"unhandled exception in {info.object!r}: {text}")
+
+        def thread_exception(args) -> None:
+            text = "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
+            self.report_error(f"unhandled exception in thread {args.thread and args.thread.name}: {text}")
+
+        sys.unraisablehook = unraisable
+        threading.excepthook = thread_exception
+
+
+def child_main(
+    session_id: str, backend_name: str, store_dir: str, conn: Connection, heartbeat_seconds: float
+) -> None:
+    _die_with_parent()
+    # Ctrl-C reaches the whole process group; the supervisor decides how its sessions stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    child = _Child(session_id, conn, heartbeat_seconds)
+    child.install_hooks()
+    for target, name in ((child.read_commands, "commands-in"), (child.execute_commands, "commands"),
+                         (child.beat, "heartbeat")):
+        threading.Thread(target=target, name=name, daemon=True).start()
+    code = EXIT_OK
+    try:
+        child.backend = backend_class(backend_name)(session_id, Path(store_dir), child.emit)
+        if not child.stopping:
+            child.backend.run()
+    except BackendError as exc:
+        if not child.stopping:
+            child.emit({"event": "connect_failure", "reason": exc.code, "message": exc.message})
+            code = EXIT_CONNECT_FAILED
+    except BaseException:
+        child.report_error("the client stopped with an error: " + traceback.format_exc())
+        code = EXIT_CRASHED
+    if child.parent_gone:
+        code = EXIT_PARENT_GONE
+    child.done.set()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # os._exit: threads the client library left behind must not keep a finished session alive.
+    os._exit(code)

@@ -1,0 +1,201 @@
+"""A session's live state: its row (status, phone, pending QR, last error), the channel-layer messages
+and signals that follow each change once it is committed, and its stored credentials.
+
+Only what a session process reported, or the supervisor's knowledge that the process is gone, changes
+the status: the row never says `connected` unless the client said so and is still there.
+"""
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.utils import timezone
+
+from . import signals
+from .ids import session_dir
+from .models import SessionStatus, WhatsAppSession
+from .protocol import group_name, kind
+
+log = logging.getLogger(__name__)
+
+Publisher = Callable[[str, dict], None]
+# Statuses only a running session process can justify.
+LIVE_STATUSES = [SessionStatus.INITIALIZING, SessionStatus.QR, SessionStatus.CONNECTED]
+
+# What a status becomes on the WebSocket (the contract's statuses), and the reason it implies.
+_ANNOUNCED = {
+    SessionStatus.INITIALIZING: ("initializing", None),
+    SessionStatus.CONNECTED: ("connected", None),
+    SessionStatus.DISCONNECTED: ("disconnected", None),
+    SessionStatus.LOGGED_OUT: ("disconnected", "logged_out"),
+    SessionStatus.BANNED: ("disconnected", "banned"),
+    SessionStatus.STOPPED: ("disconnected", "stopped"),
+}
+
+
+def publish_to_group(session_id: str, message: dict) -> None:
+    """Send to the session's group from synchronous code outside any event loop."""
+    async_to_sync(get_channel_layer().group_send)(group_name(session_id), message)
+
+
+@dataclass(frozen=True)
+class Change:
+    status: str | None = None
+    phone: str | None = None
+    qr: str | None = None  # "" clears the pending QR
+    last_error: str | None = None
+    reason: str | None = None  # carried by the status event
+    error: str | None = None  # an "error" event for the session's listeners
+
+
+def change_for_event(event: dict) -> Change | None:
+    """The state a session process's event implies; None for events that change no state."""
+    name = kind(event)
+    if name == "qr":
+        return Change(status=SessionStatus.QR, phone="", qr=str(event.get("data") or ""))
+    if name == "qr_timeout":
+        return Change(status=SessionStatus.DISCONNECTED, qr="", last_error="qr_timeout", reason="qr_timeout")
+    if name == "paired":
+        return Change(phone=str(event.get("phone") or ""), qr="")
+    if name == "connected":
+        return Change(status=SessionStatus.CONNECTED, phone=event.get("phone") or None, qr="", last_error="")
+    if name == "disconnected":
+        return Change(status=SessionStatus.DISCONNECTED, reason=event.get("reason") or None)
+    if name == "keepalive_timeout":
+        return Change(status=SessionStatus.DISCONNECTED, reason="keepalive_timeout")
+    if name == "keepalive_restored":
+        return Change(status=SessionStatus.CONNECTED)
+    if name == "logged_out":
+        return logged_out(str(event.get("reason") or "logged_out"))
+    if name == "stream_replaced":
+        return Change(
+            status=SessionStatus.DISCONNECTED, last_error="stream_replaced", reason="stream_replaced"
+        )
+    if name == "temporary_ban":
+        detail = f"temporary_ban: code {event.get('code')}, expires in {event.get('expire_seconds')} s"
+        return Change(status=SessionStatus.BANNED, qr="", last_error=detail)
+    if name == "connect_failure":
+        detail = f"connect_failure: {event.get('reason')}: {event.get('message')}"
+        return Change(status=SessionStatus.DISCONNECTED, last_error=detail, reason="connect_failure")
+    if name == "error":
+        message = str(event.get("message") or "error")
+        return Change(last_error=message, error=message)
+    return None
+
+
+def logged_out(reason: str) -> Change:
+    return Change(status=SessionStatus.LOGGED_OUT, phone="", qr="", last_error=f"logged_out: {reason}")
+
+
+def process_gone(detail: str) -> Change:
+    """The session process ended without being asked to: whatever it said before no longer holds."""
+    return Change(status=SessionStatus.DISCONNECTED, qr="", last_error=detail, reason="process_exited")
+
+
+def apply_event(session_id: str, event: dict, publish: Publisher = publish_to_group) -> None:
+    """Persist what a session process reported and tell the session's listeners after the commit."""
+    if kind(event) == "receipt":
+        _announce_receipt(session_id, event)
+        return
+    change = change_for_event(event)
+    if change is not None:
+        apply_change(session_id, change, publish)
+
+
+def apply_change(session_id: str, change: Change, publish: Publisher = publish_to_group) -> None:
+    with transaction.atomic():
+        row = WhatsAppSession.objects.select_for_update().filter(pk=session_id).first()
+        if row is None:
+            return
+        old_status = row.status
+        fields = []
+        for name in ("status", "phone", "qr", "last_error"):
+            value = getattr(change, name)
+            if value is not None and getattr(row, name) != value:
+                setattr(row, name, value)
+                fields.append(name)
+        if "qr" in fields:
+            row.qr_updated_at = timezone.now()
+            fields.append("qr_updated_at")
+        if fields:
+            row.save(update_fields=fields + ["updated_at"])
+        messages = []
+        if change.status is not None and change.status != old_status:
+            announced, implied_reason = _ANNOUNCED.get(change.status, (None, None))
+            reason = change.reason or implied_reason
+            if announced is not None:
+                message = {"type": "session.event", "event": "status", "data": announced}
+                if reason and announced == "disconnected":
+                    message["reason"] = reason
+                messages.append(message)
+            transaction.on_commit(
+                partial(
+                    signals.session_status_changed.send,
+                    sender=WhatsAppSession,
+                    session_id=session_id,
+                    status=change.status,
+                    reason=reason,
+                )
+            )
+        if change.qr:
+            messages.append({"type": "session.event", "event": "qr", "data": change.qr})
+        if change.error:
+            messages.append({"type": "session.event", "event": "error", "data": change.error})
+        for message in messages:
+            transaction.on_commit(partial(_publish_safely, publish, session_id, message))
+
+
+def _publish_safely(publish: Publisher, session_id: str, message: dict) -> None:
+    try:
+        publish(session_id, message)
+    except Exception:  # the row is the truth; a listener that missed this reads it on (re)connect
+        log.exception("session %s: could not publish %s", session_id, message.get("event"))
+
+
+def _announce_receipt(session_id: str, event: dict) -> None:
+    results = signals.message_receipt.send_robust(
+        sender=WhatsAppSession,
+        session_id=session_id,
+        wa_message_ids=[str(i) for i in event.get("message_ids") or []],
+        type=str(event.get("type") or ""),
+        timestamp=float(event.get("timestamp") or 0.0),
+    )
+    for receiver, result in results:
+        if isinstance(result, Exception):
+            log.error("session %s: receipt receiver %r failed: %r", session_id, receiver, result)
+
+
+def mark_all_stopped() -> int:
+    """At supervisor start no process runs yet, so no row may claim one does (a worker killed with
+    SIGKILL leaves its last statuses behind)."""
+    return WhatsAppSession.objects.filter(status__in=LIVE_STATUSES).update(
+        status=SessionStatus.STOPPED, qr="", updated_at=timezone.now()
+    )
+
+
+def mark_stopped(session_id: str, publish: Publisher = publish_to_group) -> None:
+    """Its process is gone for good (the supervisor stops): a live status becomes `stopped`; a
+    logged-out, banned or disconnected one keeps saying why."""
+    if WhatsAppSession.objects.filter(pk=session_id, status__in=LIVE_STATUSES).exists():
+        apply_change(session_id, Change(status=SessionStatus.STOPPED, qr=""), publish)
+
+
+def waits_for_new_link(row: WhatsAppSession) -> bool:
+    """Logged out, or its QR codes ran out: it starts again only when someone asks
+    (start_requested_at newer than this state)."""
+    return row.status == SessionStatus.LOGGED_OUT or (
+        row.status == SessionStatus.DISCONNECTED and row.last_error == "qr_timeout"
+    )
+
+
+def forget_credentials(session_id: str) -> None:
+    """Delete the stored WhatsApp credentials; the next start links anew."""
+    path = session_dir(session_id)
+    if path.exists():
+        shutil.rmtree(path)
+        log.info("session %s: stored credentials deleted", session_id)

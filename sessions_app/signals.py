@@ -1,0 +1,20 @@
+"""What leaves sessions_app for the rest of the service. sessions_app never imports its listeners
+(messaging subscribes in its AppConfig.ready); every signal is sent with sender=WhatsAppSession.
+
+session_status_changed(session_id: str, status: str, reason: str | None)
+    After the commit that changed a session's status (a SessionStatus value).
+message_receipt(session_id: str, wa_message_ids: list[str], type: str, timestamp: float)
+    WhatsApp reported messages sent through the session as "delivered", "read" or "played"
+    (timestamp: unix seconds). Sent from the supervisor's database thread.
+supervisor_started(supervisor) / supervisor_stopping(supervisor)
+    Sent on the supervisor's event loop (sessions_app.supervisor.Supervisor), so a receiver can start
+    its own tasks there with asyncio.get_running_loop().create_task(...) and use `supervisor.call(...)`
+    to send through a session; on stopping, before the session processes are stopped.
+"""
+
+from django.dispatch import Signal
+
+session_status_changed = Signal()
+message_receipt = Signal()
+supervisor_started = Signal()
+supervisor_stopping = Signal()

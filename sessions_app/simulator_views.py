@@ -1,0 +1,112 @@
+"""The simulator's control endpoints (WHATSAPP_BACKEND=simulator only; 404 otherwise): what a phone
+would do to a session (scan its QR, lose the connection, unlink the device) and what was delivered.
+The actions are SimulatorControl rows that the session's process picks up, wherever it runs."""
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from whatsapp_service.errors import ApiError
+
+from .ids import InvalidSessionId, validate_session_id
+from .models import SessionStatus, SimulatorControl, SimulatorOutbox
+from .selectors import get_configured_session, invalid_session_id_error
+from .views import SuccessSerializer, clean_phone
+
+DEFAULT_SCAN_PHONE = "51900000001"
+
+
+class SimulatorView(APIView):
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # the token first: nobody learns the mode without it
+        if settings.WHATSAPP_BACKEND != "simulator":
+            raise ApiError(404, "not_found", _("El simulador solo existe con WHATSAPP_BACKEND=simulator."))
+
+
+class SimulatorActionView(SimulatorView):
+    action: str = ""
+    # The statuses in which the phone can do this; otherwise 409 with `refusal`.
+    allowed: tuple[str, ...] = ()
+    refusal: tuple[str, str] = ("", "")
+
+    @extend_schema(
+        request=inline_serializer("SimulatorScanInput", {"phone": serializers.CharField(required=False)}),
+        responses={202: SuccessSerializer},
+    )
+    def post(self, request, session_id: str):
+        session = get_configured_session(session_id)
+        payload = {}
+        if self.action == SimulatorControl.Action.SCAN:
+            body = request.data if isinstance(request.data, dict) else {}
+            payload["phone"] = clean_phone(body.get("phone") or DEFAULT_SCAN_PHONE)
+        if session.status not in self.allowed:
+            raise ApiError(409, self.refusal[0], str(self.refusal[1]))
+        SimulatorControl.objects.create(session_id=session.session_id, action=self.action, payload=payload)
+        return Response({"success": True, "message": _("Acción enviada al teléfono simulado.")}, status=202)
+
+
+class SimulatorScanView(SimulatorActionView):
+    action = SimulatorControl.Action.SCAN
+    allowed = (SessionStatus.QR,)
+    refusal = ("no_pending_qr", _lazy("No hay un código QR pendiente para esta sesión."))
+
+
+class SimulatorDropView(SimulatorActionView):
+    action = SimulatorControl.Action.DROP
+    allowed = (SessionStatus.CONNECTED,)
+    refusal = ("not_connected", _lazy("La sesión no está conectada."))
+
+
+class SimulatorLogoutView(SimulatorActionView):
+    action = SimulatorControl.Action.LOGOUT
+    allowed = (SessionStatus.CONNECTED, SessionStatus.DISCONNECTED)
+    refusal = ("not_linked", _lazy("La sesión no tiene un número vinculado."))
+
+
+class OutboxItemSerializer(serializers.Serializer):
+    sessionId = serializers.CharField()
+    to = serializers.CharField()
+    fileName = serializers.CharField()
+    caption = serializers.CharField()
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()
+    waMessageId = serializers.CharField()
+    sentAt = serializers.DateTimeField()
+
+
+class SimulatorOutboxView(SimulatorView):
+    @extend_schema(
+        operation_id="simulator_outbox",
+        parameters=[OpenApiParameter("sessionId", str, required=False), OpenApiParameter("to", str, required=False)],
+        responses={200: OutboxItemSerializer(many=True)},
+    )
+    def get(self, request):
+        rows = SimulatorOutbox.objects.all()
+        session_id = request.query_params.get("sessionId")
+        if session_id:
+            try:
+                rows = rows.filter(session_id=validate_session_id(session_id))
+            except InvalidSessionId:
+                raise invalid_session_id_error() from None
+        to = request.query_params.get("to")
+        if to:
+            rows = rows.filter(to=clean_phone(to))
+        return Response(
+            [
+                {
+                    "sessionId": r.session_id,
+                    "to": r.to,
+                    "fileName": r.file_name,
+                    "caption": r.caption,
+                    "sha256": r.sha256,
+                    "size": r.size,
+                    "waMessageId": r.wa_message_id,
+                    "sentAt": r.sent_at.isoformat(),
+                }
+                for r in rows.order_by("id")
+            ]
+        )

@@ -1,0 +1,465 @@
+"""The session supervisor: a session process for every configured session, kept alive and honest.
+
+It lives on one long-lived asyncio loop: runworker's, or the web server's in embedded mode (so the
+in-memory channel layer reaches the sockets). Blocking work runs on threads: all database work on one
+thread, in order (a session's changes are saved in the order they happened); process starts and pipe
+writes on others. Every few hundred milliseconds it reads the configured sessions, start requests and
+SessionCommand rows; a process's events and exit arrive as soon as the pipe or its sentinel is readable.
+
+Reconnect policy (ARCHITECTURE.md): a crash or a hang is restarted with exponential backoff and jitter,
+reset after a healthy period; logged out stops, deletes the credentials and waits for a new link
+(start_requested_at newer than the stop); stream replaced waits and backs off; a temporary ban waits
+until it expires; QR timeout stops until a new start request; a failed connect retries on the backoff
+schedule.
+"""
+
+import asyncio
+import itertools
+import logging
+import random
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from multiprocessing.connection import Connection
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from . import protocol, session_commands, session_process, session_state, signals
+from .backends import backend_class
+from .models import SessionCommand, SessionStatus, WhatsAppSession
+
+log = logging.getLogger(__name__)
+
+
+class SessionUnavailable(Exception):
+    """No session process runs for this session (not configured, stopped, restarting)."""
+
+
+class CommandTimeout(Exception):
+    """The session process did not answer in time."""
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """base * 2^(attempt-1), capped, with "equal jitter": between half and all of it."""
+    delay = min(cap, base * 2 ** max(0, attempt - 1))
+    return delay / 2 + random.uniform(0, delay / 2)
+
+
+@dataclass(eq=False)
+class Slot:
+    session_id: str
+    process: object = None  # multiprocessing.Process while one runs
+    conn: Connection | None = None
+    exited: asyncio.Event | None = None
+    started_at: float = 0.0  # monotonic
+    last_seen: float = 0.0
+    starts: int = 0
+    failures: int = 0  # consecutive, for the restart backoff
+    replaced: int = 0  # consecutive stream replacements
+    next_start: float | None = 0.0  # monotonic; None: not before a start request newer than stopped_at
+    stopped_at: datetime | None = None
+    hold: str | None = None  # why the process is being stopped on purpose
+    forget: bool = False  # delete the credentials once the process is gone
+    retire: bool = False  # drop the slot once the process is gone
+    hung: bool = False
+    starting: bool = False
+    pending: dict = field(default_factory=dict)  # req_id -> Future of the reply
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Supervisor:
+    def __init__(self, backend: str | None = None, print_qr: bool | None = None):
+        self.backend = backend or settings.WHATSAPP_BACKEND
+        backend_class(self.backend)  # an unknown name fails here, not in every session process
+        if print_qr is None:
+            print_qr = settings.PRINT_QR
+        self.print_qr = (settings.DEBUG or sys.stdout.isatty()) if print_qr is None else print_qr
+        self.slots: dict[str, Slot] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._db = ThreadPoolExecutor(1, thread_name_prefix="supervisor-db")
+        self._spawner = ThreadPoolExecutor(1, thread_name_prefix="supervisor-spawn")
+        self._writers = ThreadPoolExecutor(8, thread_name_prefix="supervisor-pipe")
+        self._req_ids = itertools.count(1)
+        self._tasks: set[asyncio.Task] = set()
+        self._stopping = asyncio.Event()
+        self._main_task: asyncio.Task | None = None
+
+    # -- public ----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start supervising on the running loop; returns at once."""
+        self.loop = asyncio.get_running_loop()
+        self._main_task = self.loop.create_task(self._main(), name="session-supervisor")
+
+    async def stop(self) -> None:
+        """Stop every session process (stop command, then terminate, then kill) and return."""
+        self._stopping.set()
+        if self._main_task is not None:
+            await self._main_task
+
+    async def run(self) -> None:
+        await self.start()
+        await self._main_task
+
+    def is_running(self, session_id: str) -> bool:
+        slot = self.slots.get(session_id)
+        return slot is not None and slot.conn is not None
+
+    async def call(self, session_id: str, command: dict, timeout: float) -> dict:
+        """Send a command (protocol.py: send_document, check_numbers, pairing_code, logout) to the
+        session's process and return its reply ({"ok", "result", "error", "error_code"}). Raises
+        SessionUnavailable when no process runs for it, CommandTimeout when no reply comes in time.
+        Call it on the supervisor's loop."""
+        slot = self.slots.get(session_id)
+        if slot is None or slot.conn is None:
+            raise SessionUnavailable(f"no session process runs for {session_id}")
+        req_id = next(self._req_ids)
+        reply = self.loop.create_future()
+        slot.pending[req_id] = reply
+        try:
+            async with asyncio.timeout(timeout):
+                await self._write(slot, {**command, "req_id": req_id})
+                return await reply
+        except TimeoutError:
+            raise CommandTimeout(f"{session_id}: no reply to {command.get('cmd')} in {timeout} s") from None
+        finally:
+            slot.pending.pop(req_id, None)
+
+    # -- the loop ----------------------------------------------------------------------------------
+    async def _main(self) -> None:
+        await self._in_db(session_state.mark_all_stopped)
+        log.info("supervisor started (backend %s)", self.backend)
+        signals.supervisor_started.send_robust(sender=Supervisor, supervisor=self)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self._tick()
+                except Exception:
+                    log.exception("supervisor: a turn failed; trying again")
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), settings.SESSION_POLL_SECONDS)
+                except TimeoutError:
+                    pass
+        finally:
+            signals.supervisor_stopping.send_robust(sender=Supervisor, supervisor=self)
+            await self._shutdown()
+
+    async def _tick(self) -> None:
+        rows = await self._in_db(lambda: {r.session_id: r for r in WhatsAppSession.objects.filter(in_config=True)})
+        now = time.monotonic()
+        for session_id, row in rows.items():
+            slot = self.slots.get(session_id)
+            if slot is None:
+                slot = self.slots[session_id] = Slot(session_id)
+                if session_state.waits_for_new_link(row):
+                    slot.next_start, slot.stopped_at = None, row.updated_at
+            if slot.conn is not None or slot.starting or slot.retire:
+                continue
+            requested = row.start_requested_at
+            if requested is not None and slot.stopped_at is not None and requested > slot.stopped_at:
+                slot.next_start = now
+            if slot.next_start is not None and slot.next_start <= now:
+                slot.starting = True
+                slot.hold, slot.forget, slot.hung = None, False, False
+                self._spawn_task(self._start(slot))
+        for slot in list(self.slots.values()):
+            if slot.session_id not in rows and not slot.retire:
+                self._retire(slot)
+            elif slot.conn is not None and not slot.hung:
+                if now - slot.last_seen > settings.SESSION_HEARTBEAT_TIMEOUT_SECONDS:
+                    log.warning("session %s: no heartbeat for %.0f s; killing its process",
+                                slot.session_id, now - slot.last_seen)
+                    slot.hung = True
+                    slot.process.kill()
+        for command in await self._in_db(session_commands.claim_pending, list(self.slots)):
+            self._spawn_task(self._execute(command))
+
+    # -- processes ---------------------------------------------------------------------------------
+    async def _start(self, slot: Slot) -> None:
+        try:
+            process, conn = await self.loop.run_in_executor(
+                self._spawner, session_process.spawn, slot.session_id, self.backend
+            )
+        except Exception as exc:
+            slot.starting = False
+            log.exception("session %s: cannot start its process", slot.session_id)
+            self._save(slot.session_id, session_state.process_gone(f"start_failed: {exc}"))
+            self._schedule_restart(slot)
+            return
+        slot.starting = False
+        slot.process, slot.conn, slot.exited = process, conn, asyncio.Event()
+        slot.started_at = slot.last_seen = time.monotonic()
+        slot.starts += 1
+        slot.next_start = None  # while it runs; what ends it decides when the next one starts
+        # Saved before any event of the new process can be: the database thread keeps the order.
+        self._save(slot.session_id, session_state.Change(status=SessionStatus.INITIALIZING, qr=""))
+        self.loop.add_reader(conn.fileno(), self._on_readable, slot)
+        self.loop.add_reader(process.sentinel, self._on_exit, slot)
+        log.info("session %s: process %d started", slot.session_id, process.pid)
+        if self._stopping.is_set() or slot.retire or slot.hold is not None:  # decided while it started
+            self._spawn_task(self._stop_process(slot))
+
+    def _on_readable(self, slot: Slot) -> None:
+        conn = slot.conn
+        try:
+            while conn.poll():
+                self._on_message(slot, conn.recv())
+        except (EOFError, OSError):
+            self.loop.remove_reader(conn.fileno())  # closed: the exit handler follows
+
+    def _on_exit(self, slot: Slot) -> None:
+        process, conn = slot.process, slot.conn
+        self.loop.remove_reader(process.sentinel)
+        self.loop.remove_reader(conn.fileno())
+        try:  # what it said before it ended comes first
+            while conn.poll():
+                self._on_message(slot, conn.recv())
+        except (EOFError, OSError):
+            pass
+        code, pid = process.exitcode, process.pid
+        conn.close()
+        process.close()
+        slot.process = slot.conn = None
+        for reply in slot.pending.values():
+            if not reply.done():
+                reply.set_exception(SessionUnavailable(f"the session process of {slot.session_id} ended"))
+        slot.pending.clear()
+        slot.exited.set()
+        log.info("session %s: process %d %s", slot.session_id, pid, session_process.describe_exit(code))
+        if self._stopping.is_set():
+            return
+        if slot.forget:
+            slot.forget = False
+            self._db.submit(_quietly, session_state.forget_credentials, slot.session_id)
+        if slot.retire:
+            self.slots.pop(slot.session_id, None)
+            return
+        if slot.hold is not None:
+            return  # stopped on purpose: its policy already said what comes next
+        slot.stopped_at = timezone.now()
+        if slot.hung:
+            detail = "no_heartbeat: the session process stopped answering"
+        else:
+            detail = f"process_exited: {session_process.describe_exit(code)}"
+        self._save(slot.session_id, session_state.process_gone(detail))
+        self._schedule_restart(slot)
+
+    def _schedule_restart(self, slot: Slot) -> None:
+        if self._healthy(slot):
+            slot.failures = 0
+        slot.failures += 1
+        delay = backoff(slot.failures, settings.SESSION_RESTART_BACKOFF_SECONDS,
+                        settings.SESSION_RESTART_BACKOFF_MAX_SECONDS)
+        slot.next_start = time.monotonic() + delay
+        log.info("session %s: next start in %.1f s (attempt %d)", slot.session_id, delay, slot.failures)
+
+    def _healthy(self, slot: Slot) -> bool:
+        return slot.started_at > 0 and time.monotonic() - slot.started_at >= settings.SESSION_HEALTHY_SECONDS
+
+    async def _stop_process(self, slot: Slot) -> None:
+        process, exited = slot.process, slot.exited
+        if process is None or exited.is_set():
+            return
+        timeout = settings.SESSION_STOP_TIMEOUT_SECONDS
+        try:
+            await asyncio.wait_for(self._write(slot, {"cmd": "stop"}), timeout)
+        except (SessionUnavailable, TimeoutError):
+            pass
+        for step in ("terminate", "kill"):
+            try:
+                await asyncio.wait_for(exited.wait(), timeout)
+                return
+            except TimeoutError:
+                log.warning("session %s: process %d did not stop; %s", slot.session_id, process.pid, step)
+                getattr(process, step)()
+            timeout = 2.0
+        await exited.wait()
+
+    async def _write(self, slot: Slot, message: dict) -> None:
+        conn = slot.conn
+        if conn is None:
+            raise SessionUnavailable(f"no session process runs for {slot.session_id}")
+
+        def write() -> None:
+            with slot.write_lock:
+                conn.send(message)
+
+        try:
+            await self.loop.run_in_executor(self._writers, write)
+        except (OSError, ValueError) as exc:
+            raise SessionUnavailable(f"{slot.session_id}: {exc}") from None
+
+    # -- events and policy -------------------------------------------------------------------------
+    def _on_message(self, slot: Slot, message: object) -> None:
+        slot.last_seen = time.monotonic()
+        name = protocol.kind(message)
+        if name is None:
+            log.warning("session %s: unknown message %.200r", slot.session_id, message)
+            return
+        if name == "heartbeat":
+            return
+        if name == "reply":
+            reply = slot.pending.pop(message.get("req_id"), None)
+            if reply is not None and not reply.done():
+                reply.set_result(message)
+            return
+        if name == "qr" and self.print_qr:
+            self._print_qr(slot.session_id, str(message.get("data") or ""))
+        elif name == "logged_out":
+            self._hold(slot, "logged_out", forget=True)
+        elif name == "qr_timeout":
+            self._hold(slot, "qr_timeout")
+        elif name == "temporary_ban":
+            expire = float(message.get("expire_seconds") or 0)
+            self._hold(slot, "banned", after=expire if expire > 0 else None)
+        elif name == "stream_replaced":
+            slot.replaced = (0 if self._healthy(slot) else slot.replaced) + 1
+            wait = settings.SESSION_STREAM_REPLACED_WAIT_SECONDS
+            cap = max(wait, settings.SESSION_RESTART_BACKOFF_MAX_SECONDS)
+            self._hold(slot, "stream_replaced", after=backoff(slot.replaced, wait, cap))
+        elif name == "connect_failure":
+            slot.failures = (0 if self._healthy(slot) else slot.failures) + 1
+            after = backoff(slot.failures, settings.SESSION_RESTART_BACKOFF_SECONDS,
+                            settings.SESSION_RESTART_BACKOFF_MAX_SECONDS)
+            self._hold(slot, "connect_failure", after=after)
+        elif name == "error":
+            log.error("session %s: %s", slot.session_id, message.get("message"))
+        self._db.submit(_quietly, session_state.apply_event, slot.session_id, message, self._publish)
+
+    def _hold(self, slot: Slot, reason: str, after: float | None = None, forget: bool = False,
+              stop: bool = True) -> None:
+        """Stop on purpose; start again after `after` seconds, or (None) on a new start request."""
+        slot.hold = reason
+        slot.forget = slot.forget or forget
+        slot.next_start = None if after is None else time.monotonic() + after
+        slot.stopped_at = timezone.now()
+        log.info("session %s: %s; %s", slot.session_id, reason,
+                 "waiting for a start request" if after is None else f"next start in {after:.1f} s")
+        if stop:
+            self._spawn_task(self._stop_process(slot))
+
+    def _retire(self, slot: Slot) -> None:
+        """No longer configured: stop it and forget the slot."""
+        slot.retire = True
+        self._save(slot.session_id, session_state.Change(status=SessionStatus.STOPPED, qr=""))
+        if slot.conn is None:
+            self.slots.pop(slot.session_id, None)
+        else:
+            self._hold(slot, "removed")
+
+    def _print_qr(self, session_id: str, data: str) -> None:
+        import segno
+
+        print(f"\nSesión {session_id}: escanee este QR en WhatsApp > Dispositivos vinculados", flush=True)
+        segno.make(data, error="l").terminal(compact=True)
+        sys.stdout.flush()
+
+    # -- commands from web processes ---------------------------------------------------------------
+    async def _execute(self, command: SessionCommand) -> None:
+        session_id, result, error_code, error = command.session_id, None, None, ""
+        try:
+            if command.kind == SessionCommand.Kind.PAIRING_CODE:
+                phone = str((command.payload or {}).get("phone") or "")
+                reply = await self.call(session_id, {"cmd": "pairing_code", "phone": phone}, timeout=10)
+                if reply["ok"]:
+                    result = reply["result"]
+                else:
+                    error_code, error = reply["error_code"] or "error", reply["error"] or ""
+            elif command.kind in (SessionCommand.Kind.LOGOUT, SessionCommand.Kind.DELETE):
+                await self._log_out(session_id)
+                if command.kind == SessionCommand.Kind.DELETE:
+                    await self._in_db(_unconfigure, session_id)
+                    self.slots.pop(session_id, None)
+                result = {}
+            else:
+                error_code, error = "unknown_command", f"unknown command {command.kind!r}"
+        except SessionUnavailable as exc:
+            error_code, error = "session_not_running", str(exc)
+        except CommandTimeout as exc:
+            error_code, error = "timeout", str(exc)
+        await self._in_db(session_commands.finish, command.pk, result, error_code, error)
+
+    async def _log_out(self, session_id: str) -> None:
+        slot = self.slots.get(session_id)
+        if slot is None:
+            raise SessionUnavailable(f"{session_id} is not configured")
+        self._hold(slot, "logged_out", forget=True, stop=False)
+        if slot.conn is not None:
+            try:
+                reply = await self.call(session_id, {"cmd": "logout"}, timeout=10)
+                if not reply["ok"]:
+                    log.info("session %s: logout: %s", session_id, reply["error"])
+            except (SessionUnavailable, CommandTimeout) as exc:
+                log.warning("session %s: logout: %s", session_id, exc)
+        self._save(session_id, session_state.logged_out("logout"))
+        await self._stop_process(slot)
+        if slot.forget:  # no process was running to end
+            slot.forget = False
+            await self._in_db(session_state.forget_credentials, session_id)
+
+    # -- database and channel layer ----------------------------------------------------------------
+    async def _in_db(self, fn, *args):
+        return await self.loop.run_in_executor(self._db, partial(_with_fresh_connection, fn, *args))
+
+    def _save(self, session_id: str, change: session_state.Change) -> None:
+        self._db.submit(_quietly, session_state.apply_change, session_id, change, self._publish)
+
+    def _publish(self, session_id: str, message: dict) -> None:
+        """Called on the database thread after a commit; the channel layer is used on the loop."""
+        try:
+            self.loop.call_soon_threadsafe(self._publish_on_loop, session_id, message)
+        except RuntimeError:  # the loop is closed: nobody is left to tell
+            pass
+
+    def _publish_on_loop(self, session_id: str, message: dict) -> None:
+        self._spawn_task(get_channel_layer().group_send(protocol.group_name(session_id), message))
+
+    def _spawn_task(self, coro) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("supervisor task failed", exc_info=task.exception())
+
+    async def _shutdown(self) -> None:
+        running = [slot for slot in self.slots.values() if slot.conn is not None]
+        for slot in running:
+            slot.hold = slot.hold or "shutdown"
+        await asyncio.gather(*(self._stop_process(slot) for slot in running))
+        for slot in self.slots.values():
+            self._db.submit(_quietly, session_state.mark_stopped, slot.session_id, self._publish)
+        await self._in_db(lambda: None)  # the database thread has saved everything before this
+        if self._tasks:  # the last channel-layer messages
+            await asyncio.wait(set(self._tasks), timeout=5)
+        self._db.shutdown()
+        self._spawner.shutdown()
+        self._writers.shutdown(wait=False)
+        log.info("supervisor stopped")
+
+
+def _with_fresh_connection(fn, *args):
+    close_old_connections()
+    return fn(*args)
+
+
+def _quietly(fn, *args) -> None:
+    """For work nobody awaits: log its failure instead of losing it in a Future."""
+    try:
+        _with_fresh_connection(fn, *args)
+    except Exception:
+        log.exception("supervisor: %s failed", getattr(fn, "__name__", fn))
+
+
+def _unconfigure(session_id: str) -> None:
+    WhatsAppSession.objects.filter(pk=session_id).update(
+        in_config=False, status=SessionStatus.STOPPED, qr="", phone="", updated_at=timezone.now()
+    )
