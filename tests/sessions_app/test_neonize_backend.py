@@ -7,10 +7,13 @@ receive is what the backend emits.
 
 import ctypes
 import json
+import os
+import re
 import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 
 import pytest
 from django.conf import settings
@@ -284,3 +287,94 @@ print(json.dumps({"light": light, "python_side": "neonize.client" in sys.modules
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {
         "light": True, "python_side": True, "go_loaded": False, "root_same": True,
     }
+
+
+# ----- through the real worker ---------------------------------------------------------------------
+
+START_LINE = re.compile(r"^(\S+ \S+) INFO sessions_app\.supervisor session tienda_lima: process (\d+) started$")
+
+
+def open_fds(pid: int) -> int | None:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def started_processes(log_text: str) -> list[tuple[float, int]]:
+    """(time, pid) of every tienda_lima session process the worker started, from its log."""
+    starts = []
+    for line in log_text.splitlines():
+        match = START_LINE.match(line)
+        if match:
+            when = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            starts.append((when, int(match.group(2))))
+    return starts
+
+
+@pytest.mark.slow
+def test_a_failing_connect_retries_on_the_backoff_schedule_without_leaking_handles(
+    service_files, transactional_db, tmp_path
+):
+    """WhatsApp is unreachable here, so every real connect fails: the session shows `disconnected` with
+    the error, a new process is tried on the backoff schedule, and the worker's open files stay flat."""
+    from sessions_app.config_file import load_and_mirror
+    from sessions_app.models import SessionStatus, WhatsAppSession
+    from tests.processes import ServiceProcess, service_env
+
+    # One session, so that between its attempts the worker holds no session process at all.
+    settings.SESSIONS_CONFIG.write_text(json.dumps([{"sessionId": "tienda_lima", "description": "Lima"}]))
+    load_and_mirror()
+
+    base, cap, attempts = 0.3, 1.2, 6
+    env = service_env(
+        WHATSAPP_BACKEND="neonize",
+        SESSION_RESTART_BACKOFF_SECONDS=str(base),
+        SESSION_RESTART_BACKOFF_MAX_SECONDS=str(cap),
+        SESSION_POLL_SECONDS="0.05",
+    )
+    samples: list[tuple[float, int]] = []  # (time, open files of the worker)
+    statuses: set[tuple[str, str]] = set()
+    with ServiceProcess("runworker", env=env, log_path=tmp_path / "runworker.log") as worker:
+        sampling = threading.Event()
+
+        def sample_fds() -> None:  # often enough to see the worker between two session processes
+            while not sampling.wait(0.005):
+                fds = open_fds(worker.proc.pid)
+                if fds is not None:
+                    samples.append((time.time(), fds))
+
+        sampler = threading.Thread(target=sample_fds, daemon=True)
+        sampler.start()
+        deadline = time.monotonic() + 60
+        starts: list[tuple[float, int]] = []
+        while len(starts) < attempts + 1 and time.monotonic() < deadline:
+            assert worker.proc.poll() is None, worker.output()
+            starts = started_processes(worker.output())
+            statuses.add(WhatsAppSession.objects.values_list("status", "last_error").get(pk="tienda_lima"))
+            time.sleep(0.02)
+        sampling.set()
+        sampler.join()
+        output = worker.output()
+    assert len(starts) >= attempts + 1, output
+
+    failures = {error for status, error in statuses if status == SessionStatus.DISCONNECTED}
+    assert any("connect_failure" in e and "web.whatsapp.com" in e for e in failures), statuses
+    assert len({pid for _, pid in starts}) == len(starts)  # a fresh process for every attempt
+
+    # Attempt n waits base * 2^(n-1), capped, with equal jitter: between half and all of it. The upper
+    # bound is generous: it only has to show that the worker does not give up or stall.
+    gaps = [later - earlier for (earlier, _), (later, _) in zip(starts, starts[1:])]
+    for n, gap in enumerate(gaps[:attempts], start=1):
+        delay = min(cap, base * 2 ** (n - 1))
+        assert delay / 2 - 0.05 <= gap <= delay + 5.0, (n, gaps)
+
+    # Between two attempts no session process is left, so the fewest open files the worker has in a
+    # stretch of gaps is its baseline (a database connection comes and goes with each query). The
+    # first start also creates the forkserver: compare the gaps after starts 2-3 with those after 5-6.
+    def fewest(first: int, last: int) -> int:
+        begin, end = starts[first - 1][0], starts[last][0]
+        return min(fds for when, fds in samples if begin <= when < end)
+
+    early, late = fewest(2, 3), fewest(attempts - 1, attempts)
+    assert late <= early, (early, late)
