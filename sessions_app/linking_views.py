@@ -1,5 +1,5 @@
 """The admin's linking page: /link/<sessionId>/ for staff users, plus the two things it fetches
-(the pending QR as an image). The events themselves come over /ws/session/<id>."""
+(the pending QR as an image, a pairing code). The events themselves come over /ws/session/<id>."""
 
 from functools import wraps
 
@@ -9,11 +9,15 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
+
+from whatsapp_service.errors import ApiError
 
 from .ids import InvalidSessionId, validate_session_id
-from .models import SessionStatus, WhatsAppSession
+from .models import SessionCommand, SessionStatus, WhatsAppSession
 from .qr_image import qr_svg
+from .selectors import get_configured_session
+from .views import ask_worker, clean_phone
 
 
 def _json_error(status: int, code: str, message: str) -> JsonResponse:
@@ -89,6 +93,7 @@ def link_page(request: HttpRequest, session_id: str) -> HttpResponse:
         "session": session,
         "ws_path": f"/ws/session/{session_id}",
         "qr_url": reverse("session-link-qr", args=[session_id]),
+        "pairing_url": reverse("session-link-pairing-code", args=[session_id]),
         "texts": page_texts(),
     }
     return render(request, "sessions_app/link.html", context)
@@ -109,5 +114,19 @@ def link_qr(request: HttpRequest, session_id: str) -> HttpResponse:
         .first()
     )
     if not qr:
-        return _json_error(404, "no_qr", _("No hay un código QR pendiente para esta sesión."))
+        return _json_error(404, "no_pending_qr", _("No hay un código QR pendiente para esta sesión."))
     return HttpResponse(qr_svg(qr), content_type="image/svg+xml")
+
+
+@staff_json
+@require_POST
+def link_pairing_code(request: HttpRequest, session_id: str) -> HttpResponse:
+    """The page's alternative to the QR; the same steps as POST /api/sessions/<id>/pairing-code, with the
+    staff session (and its CSRF token) instead of the API token."""
+    try:
+        get_configured_session(session_id)
+        phone = clean_phone(request.POST.get("phone"))
+        result = ask_worker(session_id, SessionCommand.Kind.PAIRING_CODE, {"phone": phone})
+    except ApiError as exc:
+        return JsonResponse(exc.body(), status=exc.status_code)
+    return JsonResponse({"code": result["code"]})

@@ -35,6 +35,7 @@ urlpatterns = [
     path("link/", linking_views.link_start, name="session-link-start"),
     path("link/<str:session_id>/", linking_views.link_page, name="session-link"),
     path("link/<str:session_id>/qr.svg", linking_views.link_qr, name="session-link-qr"),
+    path("link/<str:session_id>/pairing-code", linking_views.link_pairing_code, name="session-link-pairing-code"),
     path("api/schema/", SpectacularJSONAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from sessions_app.models import SessionStatus, WhatsAppSession
+from sessions_app.models import SessionCommand, SessionStatus, WhatsAppSession
 from tests.conftest import AsgiClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,7 +49,7 @@ def test_the_page_opens_the_socket_of_its_session_in_spanish(web, staff):
     assert 'data-ws-path="/ws/session/tienda_lima"' in html
     assert 'data-qr-url="/link/tienda_lima/qr.svg"' in html
     assert "Sistema de Ventas de la Sede Lima" in html
-    assert "Reintentar" in html
+    assert "Reintentar" in html and "Vincule con un código" in html
     texts = json.loads(html.split('<script id="link-texts" type="application/json">')[1].split("</script>")[0])
     assert texts["reasons"]["qr_timeout"] == "El código QR expiró sin ser escaneado."  # the script's own texts
     assert "/static/sessions_app/link.js" in html
@@ -85,7 +85,7 @@ def test_the_pending_qr_is_an_svg_image(web, staff):
 def test_no_qr_image_when_none_is_pending(web, staff):
     WhatsAppSession.objects.filter(pk="tienda_lima").update(status=SessionStatus.CONNECTED, qr="2@viejo")
     response = web.get("/link/tienda_lima/qr.svg", headers=staff)
-    assert response.status_code == 404 and response.json()["error"] == "no_qr"
+    assert response.status_code == 404 and response.json()["error"] == "no_pending_qr"
 
 
 def test_the_qr_image_is_for_staff_only(web, configured):
@@ -109,3 +109,51 @@ def test_a_new_number_starts_from_its_session_id(web, staff):
     assert response.status_code == 302 and response.headers["location"] == "/link/tienda_ica/"
     response = web.get("/link/?session_id=tienda+ica", headers=staff)
     assert response.status_code == 200 and "1 a 64 letras" in response.text
+
+
+CSRF = "k" * 32
+
+
+def staff_post(web, staff: dict, path: str, data: dict, csrf: bool = True):
+    headers = {**staff, "Accept": "application/json"}
+    if csrf:
+        headers["Cookie"] += f"; csrftoken={CSRF}"
+        headers["X-CSRFToken"] = CSRF
+    return web.post(path, data=data, headers=headers)
+
+
+def test_pairing_code_needs_the_csrf_token_of_the_staff_session(web, staff):
+    response = staff_post(web, staff, "/link/tienda_lima/pairing-code", {"phone": "51987654321"}, csrf=False)
+    assert response.status_code == 403
+    assert not SessionCommand.objects.exists()
+
+
+def test_pairing_code_is_for_staff_only(web, configured):
+    for who in ({"Cookie": "x=y"}, login(is_staff=False)):
+        response = staff_post(web, who, "/link/tienda_lima/pairing-code", {"phone": "51987654321"})
+        assert response.status_code == 403 and response.json()["error"] == "forbidden"
+    assert not SessionCommand.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "path, phone, status, code",
+    [
+        ("/link/tienda_lima/pairing-code", "123", 400, "invalid_phone"),
+        ("/link/tienda_lima/pairing-code", "", 400, "invalid_phone"),
+        ("/link/tienda_piura/pairing-code", "51987654321", 404, "unknown_session"),
+    ],
+)
+def test_pairing_code_refuses_bad_input_like_the_api(web, staff, path, phone, status, code):
+    response = staff_post(web, staff, path, {"phone": phone})
+    assert response.status_code == status
+    body = response.json()
+    assert body["success"] is False and body["error"] == code and body["message"]
+    assert not SessionCommand.objects.exists()  # nothing was asked of the worker
+
+
+def test_pairing_code_asks_the_worker_and_says_when_none_answers(web, staff, settings):
+    settings.SESSION_COMMAND_WAIT_SECONDS = 0.3
+    response = staff_post(web, staff, "/link/tienda_lima/pairing-code", {"phone": "+51 987-654-321"})
+    assert response.status_code == 504 and response.json()["error"] == "worker_unavailable"
+    command = SessionCommand.objects.get()
+    assert (command.session_id, command.kind, command.payload) == ("tienda_lima", "pairing_code", {"phone": "51987654321"})

@@ -33,7 +33,7 @@
   function succeed(text) {
     qrBox.hidden = true;
     retry.hidden = true;
-    if (pairingForm) pairingForm.hidden = true;
+    pairingForm.hidden = true;
     show(text, "ok");
   }
 
@@ -87,7 +87,7 @@
     open();
   });
 
-  if (pairingForm) pairingForm.addEventListener("submit", function (submitEvent) {
+  pairingForm.addEventListener("submit", function (submitEvent) {
     submitEvent.preventDefault();
     pairingResult.textContent = texts.pairing_waiting;
     fetch(pairingForm.action, {
