@@ -11,6 +11,9 @@ Supervisor -> session process (commands). Those with `req_id` get exactly one `r
         -> reply result {"51987654321": true, ...}
     {"cmd": "pairing_code", "req_id": int, "phone": "51987654321"}  -> reply result {"code": "ABCD-EFGH"}
     {"cmd": "logout", "req_id": int}                                -> reply result {}
+    {"cmd": "lookup_sent", "req_id": int, "refs": [str]}            -> reply result {ref: {"wa_message_id", "timestamp"}}
+        (send_document may carry "ref", the caller's own message id; the session journals it once
+        WhatsApp acknowledged the send, so after a crash the caller can ask before resending)
     {"cmd": "stop"}                                                  (no reply; the process exits)
 
 Session process -> supervisor (events):
@@ -38,7 +41,7 @@ Channel layer, group `session.<id>` (see group_name), after the database commit:
 HEARTBEAT_SECONDS = 2.0
 HEARTBEAT_TIMEOUT_SECONDS = 15.0
 
-COMMANDS = {"send_document", "check_numbers", "pairing_code", "logout", "stop"}
+COMMANDS = {"send_document", "check_numbers", "pairing_code", "logout", "lookup_sent", "stop"}
 EVENTS = {
     "reply", "heartbeat", "qr", "qr_timeout", "paired", "connected", "disconnected", "logged_out",
     "stream_replaced", "temporary_ban", "connect_failure", "keepalive_timeout", "keepalive_restored",

@@ -25,6 +25,7 @@ from django.conf import settings
 
 from . import protocol
 from .backends import BackendError, ClientBackend, backend_class
+from .sent_journal import SentJournal
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,9 @@ def _exit_soon(code: int, after: float) -> None:
 
 
 class _Child:
-    def __init__(self, session_id: str, conn: Connection, heartbeat_seconds: float):
+    def __init__(self, session_id: str, conn: Connection, heartbeat_seconds: float, store_dir: Path):
         self.session_id = session_id
+        self.journal = SentJournal(store_dir / "sent-journal.jsonl")
         self.conn = conn
         self.heartbeat_seconds = heartbeat_seconds
         self.send_lock = threading.Lock()
@@ -169,16 +171,21 @@ class _Child:
     def _execute(self, message: dict) -> dict:
         backend = self.backend
         name = message["cmd"]
+        if name == "lookup_sent":
+            return self.journal.lookup([str(ref) for ref in message.get("refs", [])])
         if backend is None:
             raise BackendError("not_connected", "the client is not running")
         if name == "send_document":
-            return backend.send_document(
+            result = backend.send_document(
                 message["to"],
                 message["data"],
                 message.get("file_name") or "document.pdf",
                 message.get("mimetype") or "application/pdf",
                 message.get("caption") or "",
             )
+            if message.get("ref"):
+                self.journal.record(str(message["ref"]), result["wa_message_id"], result.get("timestamp"))
+            return result
         if name == "check_numbers":
             return backend.check_numbers(list(message["numbers"]))
         if name == "pairing_code":
@@ -213,7 +220,7 @@ def child_main(
     _die_with_parent()
     # Ctrl-C reaches the whole process group; the supervisor decides how its sessions stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    child = _Child(session_id, conn, heartbeat_seconds)
+    child = _Child(session_id, conn, heartbeat_seconds, Path(store_dir))
     child.install_hooks()
     for target, name in ((child.read_commands, "commands-in"), (child.execute_commands, "commands"),
                          (child.beat, "heartbeat")):

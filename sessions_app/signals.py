@@ -9,7 +9,8 @@ message_receipt(session_id: str, wa_message_ids: list[str], type: str, timestamp
 supervisor_started(supervisor) / supervisor_stopping(supervisor)
     Sent on the supervisor's event loop (sessions_app.supervisor.Supervisor), so a receiver can start
     its own tasks there with asyncio.get_running_loop().create_task(...) and use `supervisor.call(...)`
-    to send through a session; on stopping, before the session processes are stopped.
+    to send through a session; on stopping, before the session processes are stopped (a receiver
+    may return an awaitable, which the supervisor awaits first).
 """
 
 from django.dispatch import Signal

@@ -14,6 +14,7 @@ schedule.
 """
 
 import asyncio
+import inspect
 import itertools
 import logging
 import random
@@ -147,7 +148,14 @@ class Supervisor:
                 except TimeoutError:
                     pass
         finally:
-            signals.supervisor_stopping.send_robust(sender=Supervisor, supervisor=self)
+            # A receiver may return an awaitable (the dispatcher finishing its sends in flight):
+            # the session processes are stopped only after it is done.
+            for _, result in signals.supervisor_stopping.send_robust(sender=Supervisor, supervisor=self):
+                if inspect.isawaitable(result):
+                    try:
+                        await result
+                    except Exception:
+                        log.exception("supervisor: a stopping receiver failed")
             await self._shutdown()
 
     async def _tick(self) -> None:

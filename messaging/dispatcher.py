@@ -1,0 +1,277 @@
+"""The dispatcher: every accepted PDF reaches WhatsApp once, in order, at a safe pace.
+
+It runs on the session supervisor's event loop (started by the supervisor_started signal), one sender
+task per session: a session that is slow or stuck delays only itself. A sender claims its session's
+next due message (messaging.send_queue), waits its turn (messaging.pacing), sends through the session
+process (Supervisor.call) and records the outcome. Senders sleep until woken: by the API through the
+channel layer (messaging.wakeups) the moment a message is committed, by a session connecting, or by
+the slow sweep that is the safety net.
+"""
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import close_old_connections
+
+from sessions_app import signals as session_signals
+from sessions_app.models import SessionStatus, WhatsAppSession
+from sessions_app.supervisor import CommandTimeout, SessionUnavailable
+
+from . import send_queue, wakeups
+from .pacing import Pacer
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    def __init__(self, supervisor):
+        self.supervisor = supervisor
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.loop = asyncio.get_running_loop()
+        self._db = ThreadPoolExecutor(4, thread_name_prefix="dispatcher-db")
+        self._wake: dict[str, asyncio.Event] = {}
+        self._senders: dict[str, asyncio.Task] = {}
+        self._pacers: dict[str, Pacer] = {}
+        self._numbers: dict[tuple[str, str], tuple[bool, float]] = {}
+        self._connected: set[str] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self._stopping = False
+        self._receipts_lock = threading.Lock()
+        self._early_receipts: dict[str, tuple[str, float | None, float]] = {}  # wa id -> (kind, ts, expiry)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._connected = await self._in_db(_connected_sessions)
+        session_signals.session_status_changed.connect(self._on_status_signal, weak=False)
+        session_signals.message_receipt.connect(self._on_receipt_signal, weak=False)
+        for coro in (self._listen_for_wakeups(), self._sweep_forever()):
+            task = self.loop.create_task(coro)
+            self._tasks.add(task)
+        for session_id in self._connected:
+            self.wake(session_id)
+        log.info("dispatcher started as %s", self.owner)
+
+    async def stop(self, timeout: float) -> None:
+        """Stop claiming; let the sends in flight finish (bounded by timeout)."""
+        self._stopping = True
+        session_signals.session_status_changed.disconnect(self._on_status_signal)
+        session_signals.message_receipt.disconnect(self._on_receipt_signal)
+        for event in self._wake.values():
+            event.set()
+        if self._senders:
+            await asyncio.wait(list(self._senders.values()), timeout=timeout)
+        for task in [*self._senders.values(), *self._tasks]:
+            task.cancel()
+        await asyncio.gather(*self._senders.values(), *self._tasks, return_exceptions=True)
+        self._db.shutdown(wait=True)
+
+    def wake(self, session_id: str) -> None:
+        if self._stopping:
+            return
+        self._wake.setdefault(session_id, asyncio.Event()).set()
+        task = self._senders.get(session_id)
+        if task is None or task.done():
+            self._senders[session_id] = self.loop.create_task(self._sender(session_id), name=f"sender-{session_id}")
+
+    # -- one session's sender --------------------------------------------------------------------
+    async def _sender(self, session_id: str) -> None:
+        event = self._wake[session_id]
+        pacer = self._pacers.get(session_id)
+        if pacer is None:
+            recent = await self._in_db(send_queue.sent_in_last_hour, session_id)
+            pacer = self._pacers[session_id] = Pacer(
+                settings.SEND_MIN_INTERVAL_SECONDS, settings.SEND_INTERVAL_JITTER_SECONDS,
+                settings.SEND_HOURLY_CAP, [t.timestamp() for t in recent],
+            )
+        while not self._stopping:
+            event.clear()  # before looking, so a wake-up during the look is not lost
+            if session_id not in self._connected or not self.supervisor.is_running(session_id):
+                await self._sleep(event, settings.DISPATCH_SWEEP_SECONDS)
+                continue
+            await pacer.wait_turn()
+            if self._stopping:
+                return
+            try:
+                claimed = await self._in_db(
+                    send_queue.claim_next, session_id, self.owner, settings.DISPATCH_SEND_TIMEOUT_SECONDS + 30
+                )
+            except Exception:
+                log.exception("session %s: claiming failed; retrying", session_id)
+                await self._sleep(event, 1.0)
+                continue
+            if claimed is None:
+                await self._sleep(event, await self._idle_seconds(session_id))
+                continue
+            try:
+                if await self._deliver(claimed):
+                    pacer.sent()
+            except Exception:
+                log.exception("session %s: message %s: recording its outcome failed", session_id, claimed.message_id)
+                await asyncio.sleep(1.0)  # its lease expires and it is resumed
+
+    async def _idle_seconds(self, session_id: str) -> float:
+        due = await self._in_db(send_queue.next_due_at, session_id)
+        if due is None:
+            return settings.DISPATCH_SWEEP_SECONDS
+        return max(0.0, min(settings.DISPATCH_SWEEP_SECONDS, due.timestamp() - time.time()))
+
+    async def _sleep(self, event: asyncio.Event, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(event.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _deliver(self, m: send_queue.Claimed) -> bool:
+        """Send one claimed message and record the outcome. True when a send was attempted."""
+        sid, pk, owner = m.session_id, m.pk, self.owner
+        try:
+            if m.resumed:
+                earlier = await self._already_sent(sid, m.message_id)
+                if earlier is not None:
+                    log.info("session %s: message %s had gone out before its sender vanished", sid, m.message_id)
+                    await self._recorded_sent(m, earlier["wa_message_id"], earlier.get("timestamp"))
+                    return False
+            if not await self._on_whatsapp(sid, m.to):
+                await self._in_db(send_queue.record_failed, pk, owner, "not_on_whatsapp")
+                return False
+            reply = await self.supervisor.call(
+                sid,
+                {"cmd": "send_document", "to": m.to, "data": m.data, "file_name": m.file_name,
+                 "mimetype": m.mimetype, "caption": m.caption, "ref": m.message_id},
+                settings.DISPATCH_SEND_TIMEOUT_SECONDS,
+            )
+        except SessionUnavailable:
+            await self._in_db(send_queue.give_back, pk, owner)
+            return False
+        except CommandTimeout as exc:
+            await self._in_db(send_queue.record_unknown, pk, owner, f"timeout: {exc}")
+            return True
+        if reply.get("ok"):
+            result = reply.get("result") or {}
+            await self._recorded_sent(m, result["wa_message_id"], result.get("timestamp"))
+            return True
+        code = reply.get("error_code") or "send_failed"
+        if code == "not_on_whatsapp":
+            self._numbers[(sid, m.to)] = (False, time.monotonic() + settings.DISPATCH_NUMBER_CHECK_TTL_SECONDS)
+            await self._in_db(send_queue.record_failed, pk, owner, "not_on_whatsapp")
+        elif code == "not_connected":
+            await self._in_db(send_queue.give_back, pk, owner)
+        else:
+            status = await self._in_db(send_queue.record_retry, pk, owner, m.attempts, f"{code}: {reply.get('error')}")
+            log.warning("session %s: message %s attempt %d failed (%s); now %s", sid, m.message_id, m.attempts, code, status)
+        return True
+
+    async def _recorded_sent(self, m: send_queue.Claimed, wa_message_id: str, timestamp: float | None) -> None:
+        await self._in_db(send_queue.record_sent, m.pk, self.owner, wa_message_id, timestamp)
+        with self._receipts_lock:
+            early = self._early_receipts.pop(wa_message_id, None)
+        if early is not None:  # the receipt overtook our record of the send
+            await self._in_db(send_queue.apply_receipt, [wa_message_id], early[0], early[1])
+
+    async def _already_sent(self, session_id: str, message_id: str) -> dict | None:
+        try:
+            reply = await self.supervisor.call(session_id, {"cmd": "lookup_sent", "refs": [message_id]}, 10.0)
+        except CommandTimeout:
+            return None
+        return (reply.get("result") or {}).get(message_id) if reply.get("ok") else None
+
+    async def _on_whatsapp(self, session_id: str, number: str) -> bool:
+        cached = self._numbers.get((session_id, number))
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        try:
+            reply = await self.supervisor.call(session_id, {"cmd": "check_numbers", "numbers": [number]}, 30.0)
+        except CommandTimeout:
+            return True  # unknown: the send itself will tell
+        if not reply.get("ok"):
+            return True
+        registered = bool((reply.get("result") or {}).get(number, True))
+        self._numbers[(session_id, number)] = (registered, time.monotonic() + settings.DISPATCH_NUMBER_CHECK_TTL_SECONDS)
+        return registered
+
+    # -- wake-ups, status, receipts, sweep -------------------------------------------------------
+    async def _listen_for_wakeups(self) -> None:
+        layer = get_channel_layer()
+        while not self._stopping:
+            try:
+                channel = await layer.new_channel()
+                await layer.group_add(wakeups.GROUP, channel)
+                while not self._stopping:
+                    message = await layer.receive(channel)
+                    if isinstance(message.get("session_id"), str):
+                        self.wake(message["session_id"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("dispatcher: channel layer unavailable; the sweep carries on", exc_info=True)
+                await asyncio.sleep(2.0)
+
+    def _on_status_signal(self, sender, session_id: str, status: str, **kwargs) -> None:
+        self.loop.call_soon_threadsafe(self._on_status, session_id, status)
+
+    def _on_status(self, session_id: str, status: str) -> None:
+        if status == SessionStatus.CONNECTED:
+            self._connected.add(session_id)
+            self.wake(session_id)
+        else:
+            self._connected.discard(session_id)
+
+    def _on_receipt_signal(self, sender, session_id: str, wa_message_ids: list[str], type: str,
+                           timestamp: float | None = None, **kwargs) -> None:
+        # Runs on the supervisor's database thread.
+        unmatched = send_queue.apply_receipt(wa_message_ids, type, timestamp)
+        if unmatched:
+            expiry = time.monotonic() + 60
+            with self._receipts_lock:
+                for wa_id in unmatched:
+                    self._early_receipts[wa_id] = (type, timestamp, expiry)
+
+    async def _sweep_forever(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(settings.DISPATCH_SWEEP_SECONDS)
+            try:
+                due, unlinked = await self._in_db(_sweep_reads)
+                if unlinked:
+                    failed = await self._in_db(
+                        send_queue.fail_waiting_for_unlinked_sessions, unlinked,
+                        settings.DISPATCH_UNLINKED_FAIL_AFTER_SECONDS,
+                    )
+                    if failed:
+                        log.warning("dispatcher: %d messages failed waiting for a logged-out session", failed)
+                for session_id in due & self._connected:
+                    self.wake(session_id)
+                now = time.monotonic()
+                with self._receipts_lock:
+                    for wa_id in [k for k, v in self._early_receipts.items() if v[2] < now]:
+                        del self._early_receipts[wa_id]
+            except Exception:
+                log.exception("dispatcher: sweep failed")
+
+    async def _in_db(self, fn, *args):
+        return await self.loop.run_in_executor(self._db, _with_connection, fn, *args)
+
+
+def _with_connection(fn, *args):
+    close_old_connections()
+    return fn(*args)
+
+
+def _connected_sessions() -> set[str]:
+    return set(WhatsAppSession.objects.filter(status=SessionStatus.CONNECTED).values_list("session_id", flat=True))
+
+
+def _sweep_reads() -> tuple[set[str], list[str]]:
+    unlinked = list(
+        WhatsAppSession.objects.filter(status__in=[SessionStatus.LOGGED_OUT, SessionStatus.BANNED]).values_list(
+            "session_id", flat=True
+        )
+    )
+    return send_queue.sessions_with_due_messages(), unlinked
