@@ -11,6 +11,7 @@
   var retry = document.getElementById("link-retry");
   var pairingForm = document.getElementById("link-pairing-form");
   var pairingResult = document.getElementById("link-pairing-result");
+  var pairingSection = pairingForm.closest("section");
   var socket = null;
   var qrCount = 0;
 
@@ -33,7 +34,7 @@
   function succeed(text) {
     qrBox.hidden = true;
     retry.hidden = true;
-    pairingForm.hidden = true;
+    pairingSection.hidden = true;  // linked: a code is of no use any more
     show(text, "ok");
   }
 
@@ -62,6 +63,7 @@
 
   function open() {
     retry.hidden = true;
+    pairingResult.textContent = "";
     qrBox.hidden = true;
     show(texts.connecting, "busy");
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
