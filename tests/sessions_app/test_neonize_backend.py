@@ -378,3 +378,30 @@ def test_a_failing_connect_retries_on_the_backoff_schedule_without_leaking_handl
 
     early, late = fewest(2, 3), fewest(attempts - 1, attempts)
     assert late <= early, (early, late)
+
+
+def test_session_processes_share_neonize_when_the_worker_runs_from_another_directory(tmp_path):
+    """The forkserver preloads neonize's Python side (what makes 50 sessions fit in 1 GiB) even when
+    the worker was started as `python /path/to/manage.py runworker` from elsewhere."""
+    code = f"""
+import json, sys
+sys.path.insert(0, {str(settings.BASE_DIR)!r})  # what running /path/to/manage.py gives: not PYTHONPATH
+import django
+django.setup()
+from multiprocessing import forkserver
+from sessions_app.session_process import spawn
+process, conn = spawn("tienda_lima", backend="neonize")
+event = conn.recv()
+while event["event"] == "heartbeat":
+    event = conn.recv()
+process.join(20)
+maps = open(f"/proc/{{forkserver._forkserver._forkserver_pid}}/maps").read()
+print(json.dumps({{"event": event["event"], "preloaded": "_upb/_message" in maps}}))
+"""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "whatsapp_service.settings", "ENV_FILE": os.devnull,
+           "SESSIONS_DIR": str(tmp_path / "sessions"), "WHATSAPP_BACKEND": "neonize"}
+    env.pop("PYTHONPATH", None)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"event": "connect_failure", "preloaded": True}
