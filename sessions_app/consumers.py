@@ -124,6 +124,9 @@ class SessionConsumer(RefusingConsumer):
         await self.emit("status", "initializing")
         if state.status == SessionStatus.QR and state.qr:
             await self.emit("qr", state.qr)
+        elif state.status == SessionStatus.BANNED:
+            # Nothing will happen until the ban ends; say so instead of "initializing" for minutes.
+            await self.emit("status", "disconnected", "banned")
 
     async def disconnect(self, code: int) -> None:
         # Only this socket leaves; the session keeps linking for the other watchers.

@@ -1,7 +1,7 @@
 """What opening a linking socket does to a session: create it when new, ask the worker to (re)start it.
 
-The worker's supervisor polls the database; it starts a session that is stopped, logged out or timed
-out when `start_requested_at` is newer than its last start. This module never talks to the worker.
+The worker's supervisor polls the database; a session that waits for a new link (logged out, QR timed
+out) starts again when `start_requested_at` is newer than its stop. This module never talks to the worker.
 """
 
 from dataclasses import dataclass
@@ -12,11 +12,7 @@ from django.utils import timezone
 from .config_file import SessionEntry, add_session_to_config
 from .ids import validate_session_id
 from .models import SessionStatus, WhatsAppSession
-
-# The linking is over until someone asks again; in any other status the session is running (or the
-# supervisor is already reconnecting it on its own schedule, which a socket must not shortcut).
-RESTARTABLE = {SessionStatus.STOPPED, SessionStatus.LOGGED_OUT}
-QR_TIMEOUT = "qr_timeout"
+from .session_state import waits_for_new_link
 
 
 @dataclass(frozen=True)
@@ -31,9 +27,10 @@ class LinkState:
 
 
 def _needs_start(row: WhatsAppSession) -> bool:
-    if row.status in RESTARTABLE:
-        return True
-    return row.status == SessionStatus.DISCONNECTED and row.last_error == QR_TIMEOUT
+    # A running session, or one the supervisor is reconnecting on its own schedule (a socket must not
+    # shortcut its backoff), is left alone; asking again while a QR is shown would restart it right
+    # after a later timeout.
+    return row.status == SessionStatus.STOPPED or waits_for_new_link(row)
 
 
 def request_link(session_id: str) -> LinkState:

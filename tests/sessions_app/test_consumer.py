@@ -242,3 +242,31 @@ async def test_events_reach_every_watcher_through_redis(configured, token, setti
         assert await ws.receive_json_from(timeout=5) == {"event": "status", "data": "connected"}
         await assert_server_closed(ws)
     await get_channel_layer().flush()
+
+
+@pytest.mark.parametrize(
+    "status, last_error, asks",
+    [
+        (SessionStatus.DISCONNECTED, "qr_timeout", True),  # the codes ran out: a new link starts
+        (SessionStatus.LOGGED_OUT, "logged_out: device_removed", True),
+        (SessionStatus.DISCONNECTED, "connect_failure: 503: unavailable", False),  # the supervisor's backoff rules
+        (SessionStatus.BANNED, "temporary_ban: code 402, expires in 60 s", False),
+        (SessionStatus.INITIALIZING, "", False),
+    ],
+)
+async def test_opening_asks_for_a_start_only_when_the_session_waits_for_a_new_link(
+    configured, token, status, last_error, asks
+):
+    await update_row("tienda_lima", status=status, last_error=last_error)
+    ws = await open_socket("tienda_lima", token)
+    assert await ws.receive_json_from(timeout=5) == {"event": "status", "data": "initializing"}
+    assert ((await get_row("tienda_lima")).start_requested_at is not None) == asks
+    await ws.disconnect()
+
+
+async def test_a_banned_session_says_so_right_after_initializing(configured, token):
+    await update_row("tienda_lima", status=SessionStatus.BANNED, last_error="temporary_ban: code 402")
+    ws = await open_socket("tienda_lima", token)
+    assert await ws.receive_json_from(timeout=5) == {"event": "status", "data": "initializing"}
+    assert await ws.receive_json_from(timeout=5) == {"event": "status", "data": "disconnected", "reason": "banned"}
+    await ws.disconnect()

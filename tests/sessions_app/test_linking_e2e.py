@@ -3,6 +3,7 @@ its embedded worker, simulator backend), with a real WebSocket client."""
 
 import asyncio
 import json
+import uuid
 
 import httpx
 import pytest
@@ -12,7 +13,8 @@ from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 
 from sessions_app.config_file import read_config
 from sessions_app.models import SessionStatus, WhatsAppSession
-from tests.processes import serve
+from tests.conftest import need, reachable
+from tests.processes import runworker, serve
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -130,3 +132,22 @@ async def test_an_unscanned_qr_times_out_and_opening_again_starts_a_new_link(qui
         while event.get("event") == "status" and event["data"] == "initializing":
             event = await next_event(retry)
         assert event["event"] == "qr" and event["data"]
+
+
+@pytest.mark.redis
+async def test_production_mode_web_and_worker_apart_share_events_through_redis(configured, token, tmp_path):
+    """`serve --no-worker` answers the socket; `runworker` runs the session; Redis carries the events."""
+    need(reachable("127.0.0.1", 6379), "Redis at 127.0.0.1:6379")
+    redis = {"REDIS_URL": "redis://127.0.0.1:6379/13", "SESSION_POLL_SECONDS": "0.1"}
+    session_id = f"prod_{uuid.uuid4().hex[:12]}"  # its own group, whatever else uses this Redis
+    with serve(tmp_path, "--no-worker", **redis) as web, runworker(tmp_path, **redis).start():
+        async with connect(ws_url(web, session_id, token), open_timeout=WAIT) as ws:
+            assert await next_event(ws) == {"event": "status", "data": "initializing"}
+            event = await next_event(ws)
+            while event == {"event": "status", "data": "initializing"}:
+                event = await next_event(ws)
+            assert event["event"] == "qr" and event["data"]
+            await scan(web, token, session_id)
+            while event != {"event": "status", "data": "connected"}:
+                event = await next_event(ws)
+            await assert_closed_by_server(ws)
