@@ -223,7 +223,7 @@ def main() -> None:
         result = {
             "python": sys.version.split()[0],
             "cpu_count": os.cpu_count(),
-            "steady_state": "Go library loaded, client created, store opened, one connect attempted (no network)",
+            "steady_state": "Go library loaded, client created, store opened, one connect tried (no network)",
             "held_sessions": [held_sessions(ctx, n, work / "held") for n in counts],
             "spawn": spawn_until_first_event(max(counts)),
             # Idle: every session process up and quiet (simulator sessions waiting for a QR scan:

@@ -116,6 +116,10 @@ class NeonizeBackend(ClientBackend):
         try:
             client.connect()
         except NeonizeError as exc:
+            if self._stopping:
+                # Cancelled on purpose (stop, QR timeout): not a failed connect to retry on a backoff.
+                log.info("session %s: client ended while stopping: %s", self.session_id, exc)
+                return
             raise BackendError("connect_failed", str(exc)) from exc
         finally:
             self._cancel_qr_timer()

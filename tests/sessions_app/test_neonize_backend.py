@@ -38,7 +38,8 @@ def feed(client, message, code: int | None = None) -> None:
     data = message.SerializeToString() if hasattr(message, "SerializeToString") else message
     callback = func_callback_bytes(client.event.execute)
     buffer = ctypes.create_string_buffer(data, len(data) or 1)
-    callback(client.uuid, ctypes.addressof(buffer), len(data), EVENT_TO_INT[type(message)] if code is None else code)
+    code = EVENT_TO_INT[type(message)] if code is None else code
+    callback(client.uuid, ctypes.addressof(buffer), len(data), code)
 
 
 def feed_qr(client, code: str) -> None:
@@ -99,7 +100,8 @@ def backend(tmp_path, recorder, monkeypatch):
 def connect_offline(backend) -> None:
     from neonize.proto import Neonize_pb2 as pb
 
-    feed(backend.client, pb.Device(JID=jid(PHONE), Platform="", BussinessName="", PushName="", Initialized=True), code=0)
+    device = pb.Device(JID=jid(PHONE), Platform="", BussinessName="", PushName="", Initialized=True)
+    feed(backend.client, device, code=0)  # Go sends the stored device first; neonize keeps it as `me`
     feed(backend.client, pb.Connected(status=True))
 
 
@@ -111,8 +113,12 @@ def test_connected_reports_the_linked_phone(backend, recorder):
 def test_pairing_success_and_failure(backend, recorder):
     from neonize.proto import Neonize_pb2 as pb
 
-    feed(backend.client, pb.PairStatus(ID=jid(PHONE), BusinessName="", Platform="android", Status=pb.PairStatus.SUCCESS))
-    feed(backend.client, pb.PairStatus(ID=jid(""), BusinessName="", Platform="", Status=pb.PairStatus.ERROR, Error="bad signature"))
+    ok = pb.PairStatus(ID=jid(PHONE), BusinessName="", Platform="android", Status=pb.PairStatus.SUCCESS)
+    failed = pb.PairStatus(
+        ID=jid(""), BusinessName="", Platform="", Status=pb.PairStatus.ERROR, Error="bad signature"
+    )
+    feed(backend.client, ok)
+    feed(backend.client, failed)
     assert recorder.events == [
         {"event": "paired", "phone": PHONE},
         {"event": "error", "message": "pairing failed: bad signature"},
@@ -136,8 +142,8 @@ def test_logged_out_has_its_reason_and_is_not_followed_by_a_transient_disconnect
 def test_connect_failure_401_403_406_means_logged_out(backend, recorder, reason):
     from neonize.proto import Neonize_pb2 as pb
 
-    failure = pb.ConnectFailure(Reason=pb.ConnectFailureReason.Value(reason), Message="", Raw=pb.Node(Tag="failure"))
-    feed(backend.client, failure)
+    reason_code = pb.ConnectFailureReason.Value(reason)
+    feed(backend.client, pb.ConnectFailure(Reason=reason_code, Message="", Raw=pb.Node(Tag="failure")))
     assert recorder.events == [{"event": "logged_out", "reason": reason.lower()}]
 
 
@@ -145,7 +151,10 @@ def test_other_connect_failures_and_transient_events(backend, recorder):
     from neonize.proto import Neonize_pb2 as pb
 
     connect_offline(backend)
-    feed(backend.client, pb.ConnectFailure(Reason=pb.SERVICE_UNAVAILABLE, Message="try later", Raw=pb.Node(Tag="failure")))
+    unavailable = pb.ConnectFailure(
+        Reason=pb.SERVICE_UNAVAILABLE, Message="try later", Raw=pb.Node(Tag="failure")
+    )
+    feed(backend.client, unavailable)
     feed(backend.client, pb.KeepAliveTimeout(ErrorCount=2, LastSuccess=1_700_000_000))
     feed(backend.client, pb.KeepAliveRestored())
     feed(backend.client, pb.Disconnected(status=True))
@@ -184,7 +193,10 @@ def test_receipts_by_type(backend, recorder):
 def test_qr_codes_are_forwarded(backend, recorder):
     feed_qr(backend.client, "2@abc,def,ghi")
     feed_qr(backend.client, "2@jkl,mno,pqr")
-    assert recorder.events == [{"event": "qr", "data": "2@abc,def,ghi"}, {"event": "qr", "data": "2@jkl,mno,pqr"}]
+    assert recorder.events == [
+        {"event": "qr", "data": "2@abc,def,ghi"},
+        {"event": "qr", "data": "2@jkl,mno,pqr"},
+    ]
 
 
 def test_qr_timeout_when_the_codes_stop_coming(backend, recorder):
@@ -282,7 +294,8 @@ print(json.dumps({"light": light, "python_side": "neonize.client" in sys.modules
     "root_same": root_before == (logging.getLogger().level, len(logging.getLogger().handlers))}))
 """
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", code],
+        cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60, check=True,
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {
         "light": True, "python_side": True, "go_loaded": False, "root_same": True,
@@ -291,7 +304,9 @@ print(json.dumps({"light": light, "python_side": "neonize.client" in sys.modules
 
 # ----- through the real worker ---------------------------------------------------------------------
 
-START_LINE = re.compile(r"^(\S+ \S+) INFO sessions_app\.supervisor session tienda_lima: process (\d+) started$")
+START_LINE = re.compile(
+    r"^(\S+ \S+) INFO sessions_app\.supervisor session tienda_lima: process (\d+) started$"
+)
 
 
 def open_fds(pid: int) -> int | None:
