@@ -2,8 +2,8 @@
 
 Starts the web side as production runs it (`manage.py serve --no-worker` with REDIS_URL; temporary SQLite
 database, sessions.config.json and sessions folder; a free port) and plays the worker in this process,
-so one clock times both ends. For each event it opens nothing new: the sockets stay open, and each event
-is timed from the moment the worker publishes until the JSON frame is read on every watching socket.
+so the publish and the arrival are stamped on one machine's clock. The sockets stay open; each event is
+timed from the moment the worker publishes until the JSON frame is read on every watching socket.
 
 Two paths are measured:
   group_send   the channel-layer publish alone ({"type": "session.event", ...} to group session.<id>)
@@ -11,8 +11,13 @@ Two paths are measured:
                and commit on a database thread (sessions_app.session_state.apply_event), the publish
                scheduled on the event loop after the commit
 
+Clients: `python` (the websockets package, in this process) and `chromium` (headless Debian chromium via
+playwright; the page stamps each frame with performance.timeOrigin + performance.now(), compared with
+this process's wall clock at the publish).
+
 Prints one JSON object. Usage:
-    .venv/bin/python bench/ws_latency.py [--events 500] [--watchers 1,10] [--redis redis://127.0.0.1:6379/15]
+    .venv/bin/python bench/ws_latency.py [--events 500] [--watchers 1,10] [--clients python,chromium]
+                                         [--redis redis://127.0.0.1:6379/15]
 """
 
 import argparse
@@ -20,6 +25,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -60,14 +66,91 @@ def summary(samples_ms: list[float]) -> dict:
     return {"n": len(ordered), "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99), "max_ms": round(ordered[-1], 3)}
 
 
-async def stamped_recv(ws) -> tuple[float, dict]:
-    frame = await ws.recv()
-    return time.perf_counter(), json.loads(frame)
+class PythonClients:
+    """Sockets of the `websockets` package in this process."""
+
+    def __init__(self, url: str, token: str, watchers: int):
+        self.url, self.token, self.watchers = url, token, watchers
+
+    async def open(self) -> None:
+        from websockets.asyncio.client import connect
+
+        headers = {"Authorization": f"Bearer {self.token}"}
+        self.sockets = [await connect(self.url, additional_headers=headers, max_queue=None) for _ in range(self.watchers)]
+        for ws in self.sockets:
+            first = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            assert first == {"event": "status", "data": "initializing"}, first
+
+    def arm(self, data: str) -> asyncio.Future:
+        """Arrival times (unix ms) of `data` on every socket; the readers wait before the publish."""
+
+        async def stamped(ws) -> float:
+            message = json.loads(await ws.recv())
+            arrived = time.time() * 1000
+            assert message == {"event": "qr", "data": data}, message
+            return arrived
+
+        return asyncio.gather(*(stamped(ws) for ws in self.sockets))
+
+    async def close(self) -> None:
+        for ws in self.sockets:
+            await ws.close()
 
 
-async def measure(port: int, token: str, session_id: str, watchers: int, events: int, path: str) -> list[float]:
+class ChromiumClients:
+    """Sockets opened by a page in headless Chromium; the page stamps each frame on arrival."""
+
+    OPEN = """([url, n]) => new Promise((resolve, reject) => {
+        window.arrivals = {};
+        let ready = 0;
+        for (let k = 0; k < n; k++) {
+            const ws = new WebSocket(url);
+            ws.onmessage = (m) => {
+                const t = performance.timeOrigin + performance.now();
+                const e = JSON.parse(m.data);
+                if (e.event === "qr") (window.arrivals[e.data] = window.arrivals[e.data] || []).push(t);
+                else if (++ready === n) resolve();
+            };
+            ws.onerror = () => reject(new Error("socket refused"));
+        }
+    })"""
+
+    def __init__(self, url: str, token: str, watchers: int, origin: str):
+        self.url, self.watchers, self.origin = f"{url}?token={token}", watchers, origin
+
+    async def open(self) -> None:
+        from playwright.async_api import async_playwright
+
+        self.playwright = await async_playwright().start()
+        self.profile = tempfile.mkdtemp(prefix="ws-latency-chromium-")
+        self.context = await self.playwright.chromium.launch_persistent_context(
+            self.profile, executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run"],
+        )
+        self.page = await self.context.new_page()
+        await self.page.goto(f"{self.origin}/healthz")
+        await self.page.evaluate(self.OPEN, [self.url, self.watchers])
+
+    def arm(self, data: str) -> None:
+        """Nothing to wait for per event: polling the page would cost the CPU the browser stamps with."""
+
+    async def collect(self, expected: list[str]) -> dict[str, list[float]]:
+        handle = await self.page.wait_for_function(
+            "([keys, n]) => keys.every((k) => (window.arrivals[k] || []).length === n) ? window.arrivals : null",
+            arg=[expected, self.watchers], timeout=60_000,
+        )
+        return await handle.json_value()
+
+    async def close(self) -> None:
+        await self.context.close()
+        await self.playwright.stop()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+async def measure(port: int, token: str, session_id: str, watchers: int, events: int, path: str,
+                  client: str) -> list[float]:
     from channels.layers import get_channel_layer
-    from websockets.asyncio.client import connect
 
     from sessions_app.protocol import group_name
     from sessions_app.session_state import apply_event
@@ -80,34 +163,39 @@ async def measure(port: int, token: str, session_id: str, watchers: int, events:
         loop.call_soon_threadsafe(lambda: loop.create_task(layer.group_send(group_name(sid), message)))
 
     url = f"ws://127.0.0.1:{port}/ws/session/{session_id}"
-    sockets = [
-        await connect(url, additional_headers={"Authorization": f"Bearer {token}"}, max_queue=None)
-        for _ in range(watchers)
-    ]
+    if client == "chromium":
+        clients = ChromiumClients(url, token, watchers, origin=f"http://127.0.0.1:{port}")
+    else:
+        clients = PythonClients(url, token, watchers)
+    await clients.open()
     samples: list[float] = []
+    published: dict[str, float] = {}
     try:
-        for ws in sockets:
-            first = json.loads(await asyncio.wait_for(ws.recv(), 30))
-            assert first == {"event": "status", "data": "initializing"}, first
         warmup = 20
         for i in range(warmup + events):
             data = f"2@bench-{path}-{i}"
-            receivers = [asyncio.ensure_future(stamped_recv(ws)) for ws in sockets]
-            await asyncio.sleep(0)  # the readers wait before the publish starts
-            t0 = time.perf_counter()
+            arrivals = clients.arm(data)
+            await asyncio.sleep(0)
+            t0 = time.time() * 1000  # wall clock: the browser stamps with its own view of it
             if path == "group_send":
                 await layer.group_send(group_name(session_id), {"type": "session.event", "event": "qr", "data": data})
             else:
                 await loop.run_in_executor(db_thread, apply_event, session_id, {"event": "qr", "data": data}, publish_on_loop)
-            arrivals = await asyncio.wait_for(asyncio.gather(*receivers), 30)
-            for t1, message in arrivals:
-                assert message == {"event": "qr", "data": data}, message
-                if i >= warmup:
-                    samples.append((t1 - t0) * 1000)
-            await asyncio.sleep(0.002)
+            if i >= warmup:
+                published[data] = t0
+            if arrivals is not None:
+                for t1 in await asyncio.wait_for(arrivals, 30):
+                    if i >= warmup:
+                        samples.append(t1 - t0)
+                await asyncio.sleep(0.002)
+            else:
+                await asyncio.sleep(0.02)  # paced well above the latency, so events rarely queue behind each other
+        if isinstance(clients, ChromiumClients):
+            for data, stamps in (await clients.collect(list(published))).items():
+                if data in published:
+                    samples.extend(t1 - published[data] for t1 in stamps)
     finally:
-        for ws in sockets:
-            await ws.close()
+        await clients.close()
         db_thread.shutdown()
     return samples
 
@@ -117,6 +205,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=500)
     parser.add_argument("--watchers", default="1,10", help="sockets watching the session, comma-separated runs")
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    parser.add_argument("--clients", default="python,chromium",
+                        help="python: the websockets package; chromium: headless Debian chromium via playwright")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ws-latency-"))
@@ -147,11 +237,12 @@ def main() -> None:
 
         django.setup()
         results = []
-        for watchers in [int(w) for w in args.watchers.split(",")]:
-            for path in ("group_send", "apply_event"):
-                session_id = f"bench_{path}_{watchers}"
-                samples = asyncio.run(measure(port, token, session_id, watchers, args.events, path))
-                results.append({"path": path, "watchers": watchers, **summary(samples)})
+        for client in args.clients.split(","):
+            for watchers in [int(w) for w in args.watchers.split(",")]:
+                for path in ("group_send", "apply_event"):
+                    session_id = f"bench_{client}_{path}_{watchers}"
+                    samples = asyncio.run(measure(port, token, session_id, watchers, args.events, path, client))
+                    results.append({"client": client, "path": path, "watchers": watchers, **summary(samples)})
     finally:
         server.terminate()
         server.wait(20)
