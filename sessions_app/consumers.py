@@ -134,8 +134,8 @@ class SessionConsumer(RefusingConsumer):
             await self.channel_layer.group_discard(group_name(self.session_id), self.channel_name)
             self.joined = False
 
-    async def receive_json(self, content, **kwargs) -> None:
-        """The protocol has no client messages; anything sent is ignored."""
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        """The protocol has no client messages; anything sent, JSON or not, is ignored."""
 
     async def session_event(self, message: dict) -> None:
         if self.closing:  # events that were already queued when the server closed

@@ -201,6 +201,8 @@ async def test_client_messages_are_ignored(configured, token):
     ws = await open_socket("tienda_lima", token)
     await ws.receive_json_from(timeout=5)
     await ws.send_to(text_data='{"event": "stop"}')
+    await ws.send_to(text_data="esto no es JSON")
+    await ws.send_to(bytes_data=b"\x00\x01")
     await publish("tienda_lima", "qr", "2@sigue")
     assert await ws.receive_json_from(timeout=5) == {"event": "qr", "data": "2@sigue"}
     await ws.disconnect()
