@@ -90,6 +90,8 @@ class Supervisor:
         self._req_ids = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
+        # Channel-layer messages, sent one after the other: a listener sees them in the order they happened.
+        self._outbox: asyncio.Queue[tuple[str, dict]] = asyncio.Queue()
         self._main_task: asyncio.Task | None = None
 
     # -- public ----------------------------------------------------------------------------------
@@ -135,6 +137,7 @@ class Supervisor:
     # -- the loop ----------------------------------------------------------------------------------
     async def _main(self) -> None:
         await self._in_db(session_state.mark_all_stopped)
+        publisher = self.loop.create_task(self._publisher(), name="session-events")
         log.info("supervisor started (backend %s)", self.backend)
         signals.supervisor_started.send_robust(sender=Supervisor, supervisor=self)
         try:
@@ -157,6 +160,12 @@ class Supervisor:
                     except Exception:
                         log.exception("supervisor: a stopping receiver failed")
             await self._shutdown()
+            try:  # the last status changes still reach their listeners
+                await asyncio.wait_for(self._outbox.join(), 5)
+            except TimeoutError:
+                log.warning("supervisor: some session events could not be published")
+            publisher.cancel()
+            log.info("supervisor stopped")
 
     async def _tick(self) -> None:
         rows = await self._in_db(lambda: {r.session_id: r for r in WhatsAppSession.objects.filter(in_config=True)})
@@ -426,7 +435,18 @@ class Supervisor:
             pass
 
     def _publish_on_loop(self, session_id: str, message: dict) -> None:
-        self._spawn_task(get_channel_layer().group_send(protocol.group_name(session_id), message))
+        self._outbox.put_nowait((session_id, message))
+
+    async def _publisher(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            session_id, message = await self._outbox.get()
+            try:
+                await layer.group_send(protocol.group_name(session_id), message)
+            except Exception:  # the row is the truth; a listener that missed this reads it on (re)connect
+                log.exception("session %s: could not publish %s", session_id, message.get("event"))
+            finally:
+                self._outbox.task_done()
 
     def _spawn_task(self, coro) -> None:
         task = self.loop.create_task(coro)
@@ -439,6 +459,8 @@ class Supervisor:
             log.error("supervisor task failed", exc_info=task.exception())
 
     async def _shutdown(self) -> None:
+        while any(slot.starting for slot in self.slots.values()):  # a process being forked is stopped too
+            await asyncio.sleep(0.05)
         running = [slot for slot in self.slots.values() if slot.conn is not None]
         for slot in running:
             slot.hold = slot.hold or "shutdown"
@@ -446,12 +468,9 @@ class Supervisor:
         for slot in self.slots.values():
             self._db.submit(_quietly, session_state.mark_stopped, slot.session_id, self._publish)
         await self._in_db(lambda: None)  # the database thread has saved everything before this
-        if self._tasks:  # the last channel-layer messages
-            await asyncio.wait(set(self._tasks), timeout=5)
         self._db.shutdown()
         self._spawner.shutdown()
         self._writers.shutdown(wait=False)
-        log.info("supervisor stopped")
 
 
 def _with_fresh_connection(fn, *args):

@@ -117,3 +117,38 @@ def serve(tmp_path: Path, *extra: str, **env: str) -> ServiceProcess:
     port = free_port()
     return ServiceProcess("serve", "--host", "127.0.0.1", "--port", str(port), *extra,
                           env=service_env(**env), log_path=tmp_path / f"serve-{port}.log", port=port)
+
+
+def runworker(tmp_path: Path, **env: str) -> ServiceProcess:
+    """`manage.py runworker` (the supervisor alone); its log names each session process it starts."""
+    return ServiceProcess("runworker", env=service_env(**env), log_path=tmp_path / f"runworker-{free_port()}.log")
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (children, their children, ...), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: the fields after the last ')' are fixed.
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z":
+            parents[int(entry.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

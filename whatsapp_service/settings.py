@@ -150,7 +150,9 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # redis-py's default read timeout (5 s) equals channels_redis's blocking pop (5 s): an idle
+            # receive() then fails with "Timeout reading". Reads get room beyond the pop.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
         }
     }
 else:
