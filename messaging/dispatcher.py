@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from sessions_app import signals as session_signals
 from sessions_app.models import SessionStatus, WhatsAppSession
@@ -36,7 +36,8 @@ class Dispatcher:
         self.supervisor = supervisor
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.loop = asyncio.get_running_loop()
-        self._db = ThreadPoolExecutor(4, thread_name_prefix="dispatcher-db")
+        # SQLite has one writer at a time: more threads would only queue on its lock, sleeping.
+        self._db = ThreadPoolExecutor(1 if connection.vendor == "sqlite" else 4, thread_name_prefix="dispatcher-db")
         self._wake: dict[str, asyncio.Event] = {}
         self._senders: dict[str, asyncio.Task] = {}
         self._pacers: dict[str, Pacer] = {}
@@ -49,6 +50,10 @@ class Dispatcher:
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
+        dead = [o for o in await self._in_db(send_queue.lease_owners) if self._is_dead_local_owner(o)]
+        if dead:
+            count = await self._in_db(send_queue.expire_leases_of, dead)
+            log.warning("dispatcher: resuming %d message(s) claimed by stopped workers %s", count, dead)
         self._connected = await self._in_db(_connected_sessions)
         session_signals.session_status_changed.connect(self._on_status_signal, weak=False)
         session_signals.message_receipt.connect(self._on_receipt_signal, weak=False)
@@ -72,6 +77,14 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*self._senders.values(), *self._tasks, return_exceptions=True)
         self._db.shutdown(wait=True)
+
+    def _is_dead_local_owner(self, owner: str) -> bool:
+        """A claim by an earlier worker process on this host that no longer runs (owner = host:pid:token)."""
+        host, _, rest = owner.partition(":")
+        pid, _, _token = rest.partition(":")
+        if host != socket.gethostname() or not pid.isdigit() or owner == self.owner:
+            return False
+        return int(pid) == os.getpid() or not os.path.exists(f"/proc/{pid}")
 
     def wake(self, session_id: str) -> None:
         if self._stopping:

@@ -145,6 +145,20 @@ def apply_receipt(wa_message_ids: list[str], kind: str, timestamp: float | None)
     return set(wa_message_ids) - known
 
 
+def expire_leases_of(owners: list[str]) -> int:
+    """Make the claims of senders known to be dead resumable now rather than when their lease ends."""
+    now = timezone.now()
+    return OutgoingMessage.objects.filter(status=MessageStatus.SENDING, lease_owner__in=owners).update(
+        lease_expires_at=now, updated_at=now
+    )
+
+
+def lease_owners() -> set[str]:
+    return set(
+        OutgoingMessage.objects.filter(status=MessageStatus.SENDING).values_list("lease_owner", flat=True).distinct()
+    )
+
+
 def sessions_with_due_messages() -> set[str]:
     now = timezone.now()
     return set(OutgoingMessage.objects.filter(_due(now)).values_list("session_id", flat=True).distinct())
