@@ -107,7 +107,7 @@ class ServiceProcess:
         return self.proc.returncode
 
     def __enter__(self) -> "ServiceProcess":
-        return self.start()
+        return self if self.proc is not None else self.start()  # `with x.start():` must not start twice
 
     def __exit__(self, *exc) -> None:
         self.stop()
