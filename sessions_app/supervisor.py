@@ -15,17 +15,14 @@ schedule.
 
 import asyncio
 import inspect
-import itertools
 import logging
 import random
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from multiprocessing.connection import Connection
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -35,16 +32,11 @@ from django.utils import timezone
 from . import protocol, session_commands, session_process, session_state, signals
 from .backends import backend_class
 from .models import SessionCommand, SessionStatus, WhatsAppSession
+from .session_handle import CommandTimeout, SessionHandle, SessionUnavailable
 
 log = logging.getLogger(__name__)
 
-
-class SessionUnavailable(Exception):
-    """No session process runs for this session (not configured, stopped, restarting)."""
-
-
-class CommandTimeout(Exception):
-    """The session process did not answer in time."""
+__all__ = ["CommandTimeout", "SessionUnavailable", "Supervisor"]
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -55,13 +47,10 @@ def backoff(attempt: int, base: float, cap: float) -> float:
 
 @dataclass(eq=False)
 class Slot:
+    """A configured session, across the processes that run it one after the other."""
+
     session_id: str
-    process: object = None  # multiprocessing.Process while one runs
-    conn: Connection | None = None
-    exited: asyncio.Event | None = None
-    started_at: float = 0.0  # monotonic
-    last_seen: float = 0.0
-    starts: int = 0
+    handle: SessionHandle | None = None  # while a process runs
     failures: int = 0  # consecutive, for the restart backoff
     replaced: int = 0  # consecutive stream replacements
     next_start: float | None = 0.0  # monotonic; None: not before a start request newer than stopped_at
@@ -71,8 +60,6 @@ class Slot:
     retire: bool = False  # drop the slot once the process is gone
     hung: bool = False
     starting: bool = False
-    pending: dict = field(default_factory=dict)  # req_id -> Future of the reply
-    write_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Supervisor:
@@ -87,7 +74,6 @@ class Supervisor:
         self._db = ThreadPoolExecutor(1, thread_name_prefix="supervisor-db")
         self._spawner = ThreadPoolExecutor(1, thread_name_prefix="supervisor-spawn")
         self._writers = ThreadPoolExecutor(8, thread_name_prefix="supervisor-pipe")
-        self._req_ids = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
         # Channel-layer messages, sent one after the other: a listener sees them in the order they happened.
@@ -111,28 +97,21 @@ class Supervisor:
         await self._main_task
 
     def is_running(self, session_id: str) -> bool:
+        return self._handle(session_id) is not None
+
+    def _handle(self, session_id: str) -> SessionHandle | None:
         slot = self.slots.get(session_id)
-        return slot is not None and slot.conn is not None
+        return slot.handle if slot is not None and slot.handle is not None and slot.handle.running else None
 
     async def call(self, session_id: str, command: dict, timeout: float) -> dict:
         """Send a command (protocol.py: send_document, check_numbers, pairing_code, logout) to the
         session's process and return its reply ({"ok", "result", "error", "error_code"}). Raises
         SessionUnavailable when no process runs for it, CommandTimeout when no reply comes in time.
         Call it on the supervisor's loop."""
-        slot = self.slots.get(session_id)
-        if slot is None or slot.conn is None:
+        handle = self._handle(session_id)
+        if handle is None:
             raise SessionUnavailable(f"no session process runs for {session_id}")
-        req_id = next(self._req_ids)
-        reply = self.loop.create_future()
-        slot.pending[req_id] = reply
-        try:
-            async with asyncio.timeout(timeout):
-                await self._write(slot, {**command, "req_id": req_id})
-                return await reply
-        except TimeoutError:
-            raise CommandTimeout(f"{session_id}: no reply to {command.get('cmd')} in {timeout} s") from None
-        finally:
-            slot.pending.pop(req_id, None)
+        return await handle.request(command, timeout)
 
     # -- the loop ----------------------------------------------------------------------------------
     async def _main(self) -> None:
@@ -176,7 +155,7 @@ class Supervisor:
                 slot = self.slots[session_id] = Slot(session_id)
                 if session_state.waits_for_new_link(row):
                     slot.next_start, slot.stopped_at = None, row.updated_at
-            if slot.conn is not None or slot.starting or slot.retire:
+            if slot.handle is not None or slot.starting or slot.retire:
                 continue
             requested = row.start_requested_at
             if requested is not None and slot.stopped_at is not None and requested > slot.stopped_at:
@@ -188,12 +167,12 @@ class Supervisor:
         for slot in list(self.slots.values()):
             if slot.session_id not in rows and not slot.retire:
                 self._retire(slot)
-            elif slot.conn is not None and not slot.hung:
-                if now - slot.last_seen > settings.SESSION_HEARTBEAT_TIMEOUT_SECONDS:
-                    log.warning("session %s: no heartbeat for %.0f s; killing its process",
-                                slot.session_id, now - slot.last_seen)
+            elif slot.handle is not None and not slot.hung:
+                silent = now - slot.handle.last_seen
+                if silent > settings.SESSION_HEARTBEAT_TIMEOUT_SECONDS:
+                    log.warning("session %s: no heartbeat for %.0f s; killing its process", slot.session_id, silent)
                     slot.hung = True
-                    slot.process.kill()
+                    slot.handle.kill()
         for command in await self._in_db(session_commands.claim_pending, list(self.slots)):
             self._spawn_task(self._execute(command))
 
@@ -210,45 +189,17 @@ class Supervisor:
             self._schedule_restart(slot)
             return
         slot.starting = False
-        slot.process, slot.conn, slot.exited = process, conn, asyncio.Event()
-        slot.started_at = slot.last_seen = time.monotonic()
-        slot.starts += 1
         slot.next_start = None  # while it runs; what ends it decides when the next one starts
         # Saved before any event of the new process can be: the database thread keeps the order.
         self._save(slot.session_id, session_state.Change(status=SessionStatus.INITIALIZING, qr=""))
-        self.loop.add_reader(conn.fileno(), self._on_readable, slot)
-        self.loop.add_reader(process.sentinel, self._on_exit, slot)
+        slot.handle = SessionHandle(slot.session_id, process, conn, self._writers,
+                                    partial(self._on_message, slot), partial(self._on_exit, slot))
         log.info("session %s: process %d started", slot.session_id, process.pid)
         if self._stopping.is_set() or slot.retire or slot.hold is not None:  # decided while it started
             self._spawn_task(self._stop_process(slot))
 
-    def _on_readable(self, slot: Slot) -> None:
-        conn = slot.conn
-        try:
-            while conn.poll():
-                self._on_message(slot, conn.recv())
-        except (EOFError, OSError):
-            self.loop.remove_reader(conn.fileno())  # closed: the exit handler follows
-
-    def _on_exit(self, slot: Slot) -> None:
-        process, conn = slot.process, slot.conn
-        self.loop.remove_reader(process.sentinel)
-        self.loop.remove_reader(conn.fileno())
-        try:  # what it said before it ended comes first
-            while conn.poll():
-                self._on_message(slot, conn.recv())
-        except (EOFError, OSError):
-            pass
-        code, pid = process.exitcode, process.pid
-        conn.close()
-        process.close()
-        slot.process = slot.conn = None
-        for reply in slot.pending.values():
-            if not reply.done():
-                reply.set_exception(SessionUnavailable(f"the session process of {slot.session_id} ended"))
-        slot.pending.clear()
-        slot.exited.set()
-        log.info("session %s: process %d %s", slot.session_id, pid, session_process.describe_exit(code))
+    def _on_exit(self, slot: Slot, handle: SessionHandle, code: int | None) -> None:
+        slot.handle = None
         if self._stopping.is_set():
             return
         if slot.forget:
@@ -265,10 +216,10 @@ class Supervisor:
         else:
             detail = f"process_exited: {session_process.describe_exit(code)}"
         self._save(slot.session_id, session_state.process_gone(detail))
-        self._schedule_restart(slot)
+        self._schedule_restart(slot, handle.started_at)
 
-    def _schedule_restart(self, slot: Slot) -> None:
-        if self._healthy(slot):
+    def _schedule_restart(self, slot: Slot, started_at: float = 0.0) -> None:
+        if self._healthy(started_at):
             slot.failures = 0
         slot.failures += 1
         delay = backoff(slot.failures, settings.SESSION_RESTART_BACKOFF_SECONDS,
@@ -276,55 +227,19 @@ class Supervisor:
         slot.next_start = time.monotonic() + delay
         log.info("session %s: next start in %.1f s (attempt %d)", slot.session_id, delay, slot.failures)
 
-    def _healthy(self, slot: Slot) -> bool:
-        return slot.started_at > 0 and time.monotonic() - slot.started_at >= settings.SESSION_HEALTHY_SECONDS
+    @staticmethod
+    def _healthy(started_at: float) -> bool:
+        return started_at > 0 and time.monotonic() - started_at >= settings.SESSION_HEALTHY_SECONDS
 
     async def _stop_process(self, slot: Slot) -> None:
-        process, exited = slot.process, slot.exited
-        if process is None or exited.is_set():
-            return
-        timeout = settings.SESSION_STOP_TIMEOUT_SECONDS
-        try:
-            await asyncio.wait_for(self._write(slot, {"cmd": "stop"}), timeout)
-        except (SessionUnavailable, TimeoutError):
-            pass
-        for step in ("terminate", "kill"):
-            try:
-                await asyncio.wait_for(exited.wait(), timeout)
-                return
-            except TimeoutError:
-                log.warning("session %s: process %d did not stop; %s", slot.session_id, process.pid, step)
-                getattr(process, step)()
-            timeout = 2.0
-        await exited.wait()
-
-    async def _write(self, slot: Slot, message: dict) -> None:
-        conn = slot.conn
-        if conn is None:
-            raise SessionUnavailable(f"no session process runs for {slot.session_id}")
-
-        def write() -> None:
-            with slot.write_lock:
-                conn.send(message)
-
-        try:
-            await self.loop.run_in_executor(self._writers, write)
-        except (OSError, ValueError) as exc:
-            raise SessionUnavailable(f"{slot.session_id}: {exc}") from None
+        if slot.handle is not None:
+            await slot.handle.stop(settings.SESSION_STOP_TIMEOUT_SECONDS)
 
     # -- events and policy -------------------------------------------------------------------------
-    def _on_message(self, slot: Slot, message: object) -> None:
-        slot.last_seen = time.monotonic()
+    def _on_message(self, slot: Slot, handle: SessionHandle, message: object) -> None:
         name = protocol.kind(message)
         if name is None:
             log.warning("session %s: unknown message %.200r", slot.session_id, message)
-            return
-        if name == "heartbeat":
-            return
-        if name == "reply":
-            reply = slot.pending.pop(message.get("req_id"), None)
-            if reply is not None and not reply.done():
-                reply.set_result(message)
             return
         if name == "qr" and self.print_qr:
             self._print_qr(slot.session_id, str(message.get("data") or ""))
@@ -336,12 +251,12 @@ class Supervisor:
             expire = float(message.get("expire_seconds") or 0)
             self._hold(slot, "banned", after=expire if expire > 0 else None)
         elif name == "stream_replaced":
-            slot.replaced = (0 if self._healthy(slot) else slot.replaced) + 1
+            slot.replaced = (0 if self._healthy(handle.started_at) else slot.replaced) + 1
             wait = settings.SESSION_STREAM_REPLACED_WAIT_SECONDS
             cap = max(wait, settings.SESSION_RESTART_BACKOFF_MAX_SECONDS)
             self._hold(slot, "stream_replaced", after=backoff(slot.replaced, wait, cap))
         elif name == "connect_failure":
-            slot.failures = (0 if self._healthy(slot) else slot.failures) + 1
+            slot.failures = (0 if self._healthy(handle.started_at) else slot.failures) + 1
             after = backoff(slot.failures, settings.SESSION_RESTART_BACKOFF_SECONDS,
                             settings.SESSION_RESTART_BACKOFF_MAX_SECONDS)
             self._hold(slot, "connect_failure", after=after)
@@ -365,7 +280,7 @@ class Supervisor:
         """No longer configured: stop it and forget the slot."""
         slot.retire = True
         self._save(slot.session_id, session_state.Change(status=SessionStatus.STOPPED, qr=""))
-        if slot.conn is None:
+        if slot.handle is None:
             self.slots.pop(slot.session_id, None)
         else:
             self._hold(slot, "removed")
@@ -407,7 +322,7 @@ class Supervisor:
         if slot is None:
             raise SessionUnavailable(f"{session_id} is not configured")
         self._hold(slot, "logged_out", forget=True, stop=False)
-        if slot.conn is not None:
+        if slot.handle is not None:
             try:
                 reply = await self.call(session_id, {"cmd": "logout"}, timeout=10)
                 if not reply["ok"]:
@@ -461,7 +376,7 @@ class Supervisor:
     async def _shutdown(self) -> None:
         while any(slot.starting for slot in self.slots.values()):  # a process being forked is stopped too
             await asyncio.sleep(0.05)
-        running = [slot for slot in self.slots.values() if slot.conn is not None]
+        running = [slot for slot in self.slots.values() if slot.handle is not None]
         for slot in running:
             slot.hold = slot.hold or "shutdown"
         await asyncio.gather(*(self._stop_process(slot) for slot in running))
