@@ -140,7 +140,7 @@ async def test_production_mode_web_and_worker_apart_share_events_through_redis(c
     need(reachable("127.0.0.1", 6379), "Redis at 127.0.0.1:6379")
     redis = {"REDIS_URL": "redis://127.0.0.1:6379/13", "SESSION_POLL_SECONDS": "0.1"}
     session_id = f"prod_{uuid.uuid4().hex[:12]}"  # its own group, whatever else uses this Redis
-    with serve(tmp_path, "--no-worker", **redis) as web, runworker(tmp_path, **redis).start():
+    with serve(tmp_path, "--no-worker", **redis) as web, runworker(tmp_path, **redis):
         async with connect(ws_url(web, session_id, token), open_timeout=WAIT) as ws:
             assert await next_event(ws) == {"event": "status", "data": "initializing"}
             event = await next_event(ws)
