@@ -77,6 +77,8 @@ class SimulatorControl(models.Model):
         SCAN = "scan"
         DROP = "drop"
         LOGOUT = "logout"
+        REPLACE = "replace"  # another connection takes the number (stream replaced)
+        BAN = "ban"  # a temporary ban; payload {"expire_seconds": int}
 
     session_id = models.CharField(max_length=64, db_index=True)
     action = models.CharField(max_length=16, choices=Action.choices)

@@ -1,6 +1,8 @@
 """The simulator's control endpoints (WHATSAPP_BACKEND=simulator only; 404 otherwise): what a phone
 would do to a session (scan its QR, lose the connection, unlink the device) and what was delivered.
-The actions are SimulatorControl rows that the session's process picks up, wherever it runs."""
+Beyond the contract, replace and ban let a staging system see how the service takes a number
+taken over by another connection, or banned for a while. The actions are SimulatorControl rows that the
+session's process picks up, wherever it runs."""
 
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -34,15 +36,23 @@ class SimulatorActionView(SimulatorView):
     refusal: tuple[str, str] = ("", "")
 
     @extend_schema(
-        request=inline_serializer("SimulatorScanInput", {"phone": serializers.CharField(required=False)}),
+        request=inline_serializer("SimulatorActionInput", {
+            "phone": serializers.CharField(required=False, help_text="scan only"),
+            "expireSeconds": serializers.IntegerField(required=False, help_text="ban only"),
+        }),
         responses={202: SuccessSerializer},
     )
     def post(self, request, session_id: str):
         session = get_configured_session(session_id)
         payload = {}
+        body = request.data if isinstance(request.data, dict) else {}
         if self.action == SimulatorControl.Action.SCAN:
-            body = request.data if isinstance(request.data, dict) else {}
             payload["phone"] = clean_phone(body.get("phone") or DEFAULT_SCAN_PHONE)
+        elif self.action == SimulatorControl.Action.BAN:
+            expire = body.get("expireSeconds", 3600)
+            if not isinstance(expire, int) or isinstance(expire, bool) or not 1 <= expire <= 30 * 86400:
+                raise ApiError(400, "invalid_parameters", _("'expireSeconds' debe ser un entero de 1 a 2592000."))
+            payload["expire_seconds"] = expire
         if session.status not in self.allowed:
             raise ApiError(409, self.refusal[0], str(self.refusal[1]))
         SimulatorControl.objects.create(session_id=session.session_id, action=self.action, payload=payload)
@@ -65,6 +75,22 @@ class SimulatorLogoutView(SimulatorActionView):
     action = SimulatorControl.Action.LOGOUT
     allowed = (SessionStatus.CONNECTED, SessionStatus.DISCONNECTED)
     refusal = ("not_linked", _lazy("La sesión no tiene un número vinculado."))
+
+
+class SimulatorReplaceView(SimulatorActionView):
+    """Another connection takes the number (WhatsApp's "stream replaced")."""
+
+    action = SimulatorControl.Action.REPLACE
+    allowed = (SessionStatus.CONNECTED,)
+    refusal = ("not_connected", _lazy("La sesión no está conectada."))
+
+
+class SimulatorBanView(SimulatorActionView):
+    """A temporary ban of the number, `expireSeconds` long (default 3600)."""
+
+    action = SimulatorControl.Action.BAN
+    allowed = (SessionStatus.CONNECTED,)
+    refusal = ("not_connected", _lazy("La sesión no está conectada."))
 
 
 class OutboxItemSerializer(serializers.Serializer):

@@ -289,7 +289,7 @@ class Supervisor:
         import segno
 
         print(f"\nSesión {session_id}: escanee este QR en WhatsApp > Dispositivos vinculados", flush=True)
-        segno.make(data, error="l").terminal(compact=True)
+        segno.make(data, error="l", micro=False).terminal(compact=True)
         sys.stdout.flush()
 
     # -- commands from web processes ---------------------------------------------------------------

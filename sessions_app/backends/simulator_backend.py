@@ -2,10 +2,11 @@
 
 Unlinked, it shows QR codes that rotate (first valid SIMULATOR_QR_FIRST_SECONDS, then
 SIMULATOR_QR_NEXT_SECONDS each, SIMULATOR_QR_COUNT in all), then gives up with `qr_timeout`. The
-simulated phone is driven through SimulatorControl rows (written by /api/simulator/..., possibly in
-another process), which this process polls: scan links and connects and stores a small credentials
-file, so a new process reconnects without a QR; drop loses the connection and reconnects by itself;
-logout removes the device. Sends land in SimulatorOutbox and are "delivered" shortly after.
+simulated phone and server are driven through SimulatorControl rows (written by /api/simulator/...,
+possibly in another process), which this process polls: scan links and connects and stores a small
+credentials file, so a new process reconnects without a QR; drop loses the connection and reconnects
+by itself; logout removes the device; replace (another connection took the number) and ban (a
+temporary ban) end the connection for good, as whatsmeow does. Sends land in SimulatorOutbox and are "delivered" shortly after.
 """
 
 import base64
@@ -63,7 +64,7 @@ class SimulatorBackend(ClientBackend):
         self.reconnect_delay = settings.SIMULATOR_RECONNECT_MS / 1000
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._state = "starting"  # waiting_link, connected, disconnected, logged_out
+        self._state = "starting"  # waiting_link, connected, disconnected, stalled, logged_out
         self._phone = ""
         # The device's keys stay the same across the rotating codes, as whatsmeow's do.
         self._qr_keys = ",".join(_b64(32) for _ in range(3))
@@ -106,7 +107,7 @@ class SimulatorBackend(ClientBackend):
         self._connect()
         reconnect_at = 0.0
         while not self._stop.wait(POLL_SECONDS):
-            action, _ = self._next_control()
+            action, payload = self._next_control()
             if action == "logout":
                 self._forget_credentials()
                 self._set_state("logged_out")
@@ -116,6 +117,14 @@ class SimulatorBackend(ClientBackend):
                 self._set_state("disconnected")
                 self.emit({"event": "disconnected", "reason": "connection_lost"})
                 reconnect_at = time.monotonic() + self.reconnect_delay
+            elif action in ("replace", "ban") and self._get_state() == "connected":
+                # whatsmeow does not reconnect after either: the client stays down until stopped.
+                self._set_state("stalled")
+                if action == "replace":
+                    self.emit({"event": "stream_replaced"})
+                else:
+                    expire = int(payload.get("expire_seconds") or 3600)
+                    self.emit({"event": "temporary_ban", "code": 101, "expire_seconds": expire})
             if self._get_state() == "disconnected" and time.monotonic() >= reconnect_at:
                 self._connect()
 

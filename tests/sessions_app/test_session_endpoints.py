@@ -52,6 +52,8 @@ def test_qr_is_404_until_one_is_pending_then_json_or_svg(client, auth):
         ("POST", "/api/simulator/sessions/{id}/scan"),
         ("POST", "/api/simulator/sessions/{id}/drop"),
         ("POST", "/api/simulator/sessions/{id}/logout"),
+        ("POST", "/api/simulator/sessions/{id}/replace"),
+        ("POST", "/api/simulator/sessions/{id}/ban"),
     ],
 )
 def test_session_routes_check_token_and_id(client, auth, method, path):
@@ -105,11 +107,19 @@ def test_phone_actions_are_queued_for_the_session_process_when_they_make_sense(c
     set_row(status=SessionStatus.CONNECTED)
     assert client.post("/api/simulator/sessions/tienda_lima/drop", headers=auth).status_code == 202
     assert client.post("/api/simulator/sessions/tienda_lima/logout", headers=auth).status_code == 202
+    assert client.post("/api/simulator/sessions/tienda_lima/replace", headers=auth).status_code == 202
+    for bad in ("60", 0, True):
+        assert_error(client.post("/api/simulator/sessions/tienda_lima/ban", headers=auth, json={"expireSeconds": bad}),
+                     400, "invalid_parameters")
+    ban = client.post("/api/simulator/sessions/tienda_lima/ban", headers=auth, json={"expireSeconds": 60})
+    assert ban.status_code == 202
     actions = list(SimulatorControl.objects.order_by("id").values_list("session_id", "action", "payload"))
     assert actions == [
         ("tienda_lima", "scan", {"phone": "51911111111"}),
         ("tienda_lima", "drop", {}),
         ("tienda_lima", "logout", {}),
+        ("tienda_lima", "replace", {}),
+        ("tienda_lima", "ban", {"expire_seconds": 60}),
     ]
 
 

@@ -174,3 +174,20 @@ def test_logout_unlinks_like_whatsmeow_without_an_event(simulator, tmp_path):
     assert running.ended()
     assert list((tmp_path / "store").iterdir()) == []
     assert running.events.empty()
+
+
+def test_replaced_or_banned_the_client_stays_down_as_whatsmeow_does(simulator):
+    running = linked(simulator)
+    phone("replace")
+    assert running.expect("stream_replaced") == {"event": "stream_replaced"}
+    time.sleep(0.3)  # longer than its reconnect delay: no reconnect follows
+    assert running.events.empty()
+    with pytest.raises(BackendError):
+        running.backend.check_numbers(["51987654321"])
+    running.backend.stop()
+    assert running.ended()
+
+    again = simulator()
+    again.expect("connected")
+    phone("ban", expire_seconds=120)
+    assert again.expect("temporary_ban") == {"event": "temporary_ban", "code": 101, "expire_seconds": 120}

@@ -6,6 +6,7 @@ import re
 import signal
 import stat
 import time
+from datetime import datetime
 
 import pytest
 from django.utils import timezone
@@ -129,7 +130,8 @@ def test_a_dropped_connection_reconnects_by_itself_and_a_remote_logout_does_not_
 
 
 def test_qr_codes_rotate_then_time_out_and_wait_for_a_start_request(start_worker):
-    worker = start_worker(SIMULATOR_QR_FIRST_SECONDS="0.6", SIMULATOR_QR_NEXT_SECONDS="0.3", SIMULATOR_QR_COUNT="3")
+    worker = start_worker(SIMULATOR_QR_FIRST_SECONDS="0.6", SIMULATOR_QR_NEXT_SECONDS="0.3", SIMULATOR_QR_COUNT="3",
+                          PRINT_QR="true")
     codes = set()
 
     def timed_out():
@@ -142,6 +144,9 @@ def test_qr_codes_rotate_then_time_out_and_wait_for_a_start_request(start_worker
     assert timed_out_row.last_error == "qr_timeout"
     assert timed_out_row.qr == ""
     assert len(codes) == 3
+    # Each code also drawn in the terminal, for whoever runs the service by hand.
+    assert worker.output().count("Sesión tienda_lima: escanee este QR") == 3
+    assert "█ ▄▄▄▄▄ █" in worker.output()  # a finder pattern's top edge
     time.sleep(1.5)
     assert len(starts(worker, "tienda_lima")) == 1
     WhatsAppSession.objects.filter(session_id="tienda_lima").update(start_requested_at=timezone.now())
@@ -182,6 +187,42 @@ def test_a_killed_or_hanging_session_process_is_replaced_and_the_other_session_s
     assert "tienda_lima: no heartbeat" in worker.output()
     assert cusco_statuses == {SessionStatus.CONNECTED}
     assert starts(worker, "tienda_cusco") == [cusco]
+
+
+def logged_at(worker, pattern: str) -> list[datetime]:
+    """When the worker logged lines matching `pattern` (its log lines start with their time)."""
+    return [
+        datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+        for line in worker.output().splitlines()
+        if re.search(pattern, line)
+    ]
+
+
+def seconds_between(earlier: datetime, later: datetime) -> float:
+    return (later - earlier).total_seconds()
+
+
+def test_stream_replaced_waits_longer_each_time_and_a_ban_waits_until_it_expires(start_worker):
+    worker = start_worker(SESSION_STREAM_REPLACED_WAIT_SECONDS="0.6")
+    link("tienda_lima", worker)
+    for replacements in (1, 2):
+        phone_action("tienda_lima", "replace")
+        replaced = wait_status("tienda_lima", SessionStatus.DISCONNECTED, worker)
+        assert replaced.last_error == "stream_replaced"
+        wait_for(lambda: len(starts(worker, "tienda_lima")) == replacements + 1 and
+                 row("tienda_lima").status == SessionStatus.CONNECTED, "the number back after the replacement")
+    held = logged_at(worker, r"tienda_lima: stream_replaced")
+    started = logged_at(worker, r"tienda_lima: process \d+ started")
+    # Never at once: 0.6 s (with jitter: 0.3 to 0.6) the first time, then twice that.
+    assert seconds_between(held[0], started[1]) >= 0.3
+    assert seconds_between(held[1], started[2]) >= 0.6
+
+    phone_action("tienda_lima", "ban", expire_seconds=1)
+    banned = wait_status("tienda_lima", SessionStatus.BANNED, worker)
+    assert banned.last_error == "temporary_ban: code 101, expires in 1 s"
+    wait_for(lambda: len(starts(worker, "tienda_lima")) == 4 and
+             row("tienda_lima").status == SessionStatus.CONNECTED, "the number back after the ban")
+    assert seconds_between(logged_at(worker, r"tienda_lima: banned")[0], logged_at(worker, r"tienda_lima: process \d+ started")[-1]) >= 1
 
 
 def test_a_session_added_later_is_started(start_worker):
