@@ -16,7 +16,7 @@ from sessions_app import config_file
 from sessions_app.config_file import SessionEntry, add_session_to_config, read_config
 from sessions_app.models import WhatsAppSession
 from tests.conftest import EXAMPLE_SESSIONS
-from tests.sessions_app.test_consumer import socket
+from tests.sessions_app.test_consumer import close_sync_thread_connections, socket  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 EXAMPLE_IDS = [s["sessionId"] for s in EXAMPLE_SESSIONS]

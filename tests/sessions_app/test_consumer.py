@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.db import connections
 
 from sessions_app.config_file import read_config
 from sessions_app.models import SessionCommand, SessionStatus, WhatsAppSession
@@ -15,6 +16,14 @@ from sessions_app.protocol import group_name
 from tests.conftest import need, reachable
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+async def close_sync_thread_connections():
+    """The consumer's database work runs on asgiref's one sync thread, which outlives the test; with
+    persistent connections (CONN_MAX_AGE) its connection would keep the test database busy at teardown."""
+    yield
+    await sync_to_async(connections.close_all)()
 
 
 def app():

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from sessions_app.models import WhatsAppSession
-from tests.sessions_app.test_consumer import app, socket
+from tests.sessions_app.test_consumer import app, close_sync_thread_connections, socket  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

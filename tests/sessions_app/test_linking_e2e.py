@@ -15,6 +15,7 @@ from sessions_app.config_file import read_config
 from sessions_app.models import SessionStatus, WhatsAppSession
 from tests.conftest import need, reachable
 from tests.processes import runworker, serve
+from tests.sessions_app.test_consumer import close_sync_thread_connections  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
