@@ -6,7 +6,7 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import connection, transaction
 
 from sessions_app import session_state, signals
 from sessions_app.models import SessionStatus, WhatsAppSession
@@ -34,6 +34,7 @@ async def listener(configured):
     receive.nothing = nothing
     yield receive
     await layer.group_discard(group_name("tienda_lima"), channel)
+    await sync_to_async(lambda: connection.close())()  # the thread sync_to_async used must not hold the test database
 
 
 apply_event = sync_to_async(session_state.apply_event)
