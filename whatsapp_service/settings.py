@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -156,9 +157,24 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py's default read timeout (5 s) equals channels_redis's blocking pop (5 s): an idle
-            # receive() then fails with "Timeout reading". Reads get room beyond the pop.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+            # No socket timeout. redis-py's default (5 s) equals channels_redis's blocking pop (5 s), so an
+            # idle receive() fails with "Timeout reading"; and with any timeout redis-py writes through
+            # asyncio.wait_for, which on Python 3.11 can swallow a cancellation: channels_redis then loops
+            # in a cancelled receive() for ever (a closed WebSocket's task never ends; the server cannot
+            # stop). The pop returns every 5 s by itself; TCP keepalive finds a dead Redis in ~25 s.
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": None,
+                        "socket_connect_timeout": 5,
+                        "socket_keepalive": True,
+                        "socket_keepalive_options": {
+                            socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3
+                        },
+                    }
+                ]
+            },
         }
     }
 else:

@@ -3,6 +3,8 @@ its embedded worker, simulator backend), with a real WebSocket client."""
 
 import asyncio
 import json
+import signal
+import subprocess
 import uuid
 
 import httpx
@@ -152,3 +154,23 @@ async def test_production_mode_web_and_worker_apart_share_events_through_redis(c
             while event != {"event": "status", "data": "connected"}:
                 event = await next_event(ws)
             await assert_closed_by_server(ws)
+
+
+@pytest.mark.redis
+async def test_closed_sockets_leave_nothing_behind_and_the_web_process_stops_on_sigterm(configured, token, tmp_path):
+    """Several watchers closing at once over Redis: each socket's receive is cancelled while the channel
+    layer's shared connection is being replaced; none may survive that (the server would wait for it)."""
+    need(reachable("127.0.0.1", 6379), "Redis at 127.0.0.1:6379")
+    with serve(tmp_path, "--no-worker", REDIS_URL="redis://127.0.0.1:6379/13") as web:
+        url = ws_url(web, f"stop_{uuid.uuid4().hex[:12]}", token)
+        sockets = [await connect(url, open_timeout=WAIT) for _ in range(6)]
+        for ws in sockets:
+            assert await next_event(ws) == {"event": "status", "data": "initializing"}
+        for ws in sockets:
+            await ws.close()
+        await asyncio.sleep(0.5)
+        web.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(web.proc.wait, WAIT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"serve did not stop within {WAIT} s of SIGTERM: a socket's task never ended")
