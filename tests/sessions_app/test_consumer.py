@@ -239,7 +239,11 @@ async def test_events_reach_every_watcher_through_redis(configured, token, setti
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": ["redis://127.0.0.1:6379/14"], "prefix": f"test-{uuid.uuid4().hex}"},
+            # As settings.py configures it: no socket timeout (see there why).
+            "CONFIG": {
+                "hosts": [{"address": "redis://127.0.0.1:6379/14", "socket_timeout": None}],
+                "prefix": f"test-{uuid.uuid4().hex}",
+            },
         }
     }
     first = await open_socket("tienda_lima", token)
