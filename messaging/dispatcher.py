@@ -12,10 +12,10 @@ import asyncio
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -26,6 +26,7 @@ from sessions_app.models import SessionStatus, WhatsAppSession
 from sessions_app.supervisor import CommandTimeout, SessionUnavailable
 
 from . import send_queue, wakeups
+from .outcomes import Recorder
 from .pacing import Pacer
 
 log = logging.getLogger(__name__)
@@ -45,11 +46,11 @@ class Dispatcher:
         self._connected: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
-        self._receipts_lock = threading.Lock()
-        self._early_receipts: dict[str, tuple[str, float | None, float]] = {}  # wa id -> (kind, ts, expiry)
+        self.recorder: Recorder | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
+        self.recorder = Recorder(self._db)
         dead = [o for o in await self._in_db(send_queue.lease_owners) if self._is_dead_local_owner(o)]
         if dead:
             count = await self._in_db(send_queue.expire_leases_of, dead)
@@ -76,6 +77,7 @@ class Dispatcher:
         for task in [*self._senders.values(), *self._tasks]:
             task.cancel()
         await asyncio.gather(*self._senders.values(), *self._tasks, return_exceptions=True)
+        await self.recorder.close()
         self._db.shutdown(wait=True)
 
     def _is_dead_local_owner(self, owner: str) -> bool:
@@ -104,6 +106,10 @@ class Dispatcher:
                 settings.SEND_MIN_INTERVAL_SECONDS, settings.SEND_INTERVAL_JITTER_SECONDS,
                 settings.SEND_HOURLY_CAP, [t.timestamp() for t in recent],
             )
+        # Paced sends are seconds apart: claim one at a time. Unpaced, claim several per transaction.
+        paced = settings.SEND_MIN_INTERVAL_SECONDS + settings.SEND_INTERVAL_JITTER_SECONDS > 0
+        limit = 1 if paced else max(1, settings.DISPATCH_CLAIM_BATCH)
+        lease = settings.DISPATCH_SEND_TIMEOUT_SECONDS + 30
         while not self._stopping:
             event.clear()  # before looking, so a wake-up during the look is not lost
             if session_id not in self._connected or not self.supervisor.is_running(session_id):
@@ -113,22 +119,42 @@ class Dispatcher:
             if self._stopping:
                 return
             try:
-                claimed = await self._in_db(
-                    send_queue.claim_next, session_id, self.owner, settings.DISPATCH_SEND_TIMEOUT_SECONDS + 30
-                )
+                batch = await self._in_db(send_queue.claim_batch, session_id, self.owner, lease, limit)
             except Exception:
                 log.exception("session %s: claiming failed; retrying", session_id)
                 await self._sleep(event, 1.0)
                 continue
-            if claimed is None:
+            if not batch:
                 await self._sleep(event, await self._idle_seconds(session_id))
                 continue
+            claimed_at = time.monotonic()
             try:
-                if await self._deliver(claimed):
-                    pacer.sent()
+                await self._send_batch(batch, pacer, claimed_at + lease)
             except Exception:
-                log.exception("session %s: message %s: recording its outcome failed", session_id, claimed.message_id)
-                await asyncio.sleep(1.0)  # its lease expires and it is resumed
+                log.exception("session %s: sending a batch failed", session_id)
+                await asyncio.sleep(1.0)  # what is left leased expires and is resumed
+
+    async def _send_batch(self, batch: list[send_queue.Claimed], pacer: Pacer, lease_ends: float) -> None:
+        """Send the claimed messages in order; what cannot be sent now goes back to the queue. Returns
+        once every outcome is committed, so the next claim sees them."""
+        outcomes: list[asyncio.Future] = []
+        for index, m in enumerate(batch):
+            if index:
+                await pacer.wait_turn()
+            # Never start a send the lease might not cover, nor one after a stop was asked for.
+            if self._stopping or time.monotonic() + settings.DISPATCH_SEND_TIMEOUT_SECONDS >= lease_ends:
+                rest = batch[index:]
+            else:
+                sent, blocked = await self._deliver(m, outcomes)
+                if sent:
+                    pacer.sent()
+                if not blocked:
+                    continue
+                rest = batch[index + 1:]
+            for r in rest:
+                outcomes.append(self.recorder.write(send_queue.give_back, r.pk, self.owner))
+            break
+        await asyncio.gather(*outcomes)
 
     async def _idle_seconds(self, session_id: str) -> float:
         due = await self._in_db(send_queue.next_due_at, session_id)
@@ -142,19 +168,21 @@ class Dispatcher:
         except TimeoutError:
             pass
 
-    async def _deliver(self, m: send_queue.Claimed) -> bool:
-        """Send one claimed message and record the outcome. True when a send was attempted."""
-        sid, pk, owner = m.session_id, m.pk, self.owner
+    async def _deliver(self, m: send_queue.Claimed, outcomes: list[asyncio.Future]) -> tuple[bool, bool]:
+        """Send one claimed message and queue the record of its outcome. Returns (a send was
+        attempted, the rest of the batch must wait: the session cannot send now)."""
+        sid, pk, owner, record = m.session_id, m.pk, self.owner, self.recorder.write
         try:
             if m.resumed:
                 earlier = await self._already_sent(sid, m.message_id)
                 if earlier is not None:
                     log.info("session %s: message %s had gone out before its sender vanished", sid, m.message_id)
-                    await self._recorded_sent(m, earlier["wa_message_id"], earlier.get("timestamp"))
-                    return False
+                    outcomes.append(record(send_queue.record_sent, pk, owner, earlier["wa_message_id"],
+                                           earlier.get("timestamp")))
+                    return False, False
             if not await self._on_whatsapp(sid, m.to):
-                await self._in_db(send_queue.record_failed, pk, owner, "not_on_whatsapp")
-                return False
+                outcomes.append(record(send_queue.record_failed, pk, owner, "not_on_whatsapp"))
+                return False, False
             reply = await self.supervisor.call(
                 sid,
                 {"cmd": "send_document", "to": m.to, "data": m.data, "file_name": m.file_name,
@@ -162,32 +190,28 @@ class Dispatcher:
                 settings.DISPATCH_SEND_TIMEOUT_SECONDS,
             )
         except SessionUnavailable:
-            await self._in_db(send_queue.give_back, pk, owner)
-            return False
+            outcomes.append(record(send_queue.give_back, pk, owner))
+            return False, True
         except CommandTimeout as exc:
-            await self._in_db(send_queue.record_unknown, pk, owner, f"timeout: {exc}")
-            return True
+            # It may have gone out: resumed (and asked about) by the next claim, before anything newer.
+            outcomes.append(record(send_queue.record_unknown, pk, owner, f"timeout: {exc}"))
+            return True, True
         if reply.get("ok"):
             result = reply.get("result") or {}
-            await self._recorded_sent(m, result["wa_message_id"], result.get("timestamp"))
-            return True
+            outcomes.append(record(send_queue.record_sent, pk, owner, result["wa_message_id"], result.get("timestamp")))
+            return True, False
         code = reply.get("error_code") or "send_failed"
         if code == "not_on_whatsapp":
             self._numbers[(sid, m.to)] = (False, time.monotonic() + settings.DISPATCH_NUMBER_CHECK_TTL_SECONDS)
-            await self._in_db(send_queue.record_failed, pk, owner, "not_on_whatsapp")
+            outcomes.append(record(send_queue.record_failed, pk, owner, "not_on_whatsapp"))
         elif code == "not_connected":
-            await self._in_db(send_queue.give_back, pk, owner)
+            outcomes.append(record(send_queue.give_back, pk, owner))
+            return True, True
         else:
-            status = await self._in_db(send_queue.record_retry, pk, owner, m.attempts, f"{code}: {reply.get('error')}")
-            log.warning("session %s: message %s attempt %d failed (%s); now %s", sid, m.message_id, m.attempts, code, status)
-        return True
-
-    async def _recorded_sent(self, m: send_queue.Claimed, wa_message_id: str, timestamp: float | None) -> None:
-        await self._in_db(send_queue.record_sent, m.pk, self.owner, wa_message_id, timestamp)
-        with self._receipts_lock:
-            early = self._early_receipts.pop(wa_message_id, None)
-        if early is not None:  # the receipt overtook our record of the send
-            await self._in_db(send_queue.apply_receipt, [wa_message_id], early[0], early[1])
+            future = record(send_queue.record_retry, pk, owner, m.attempts, f"{code}: {reply.get('error')}")
+            future.add_done_callback(partial(_log_retry, sid, m.message_id, m.attempts))
+            outcomes.append(future)
+        return True, False
 
     async def _already_sent(self, session_id: str, message_id: str) -> dict | None:
         try:
@@ -239,13 +263,7 @@ class Dispatcher:
 
     def _on_receipt_signal(self, sender, session_id: str, wa_message_ids: list[str], type: str,
                            timestamp: float | None = None, **kwargs) -> None:
-        # Runs on the supervisor's database thread.
-        unmatched = send_queue.apply_receipt(wa_message_ids, type, timestamp)
-        if unmatched:
-            expiry = time.monotonic() + 60
-            with self._receipts_lock:
-                for wa_id in unmatched:
-                    self._early_receipts[wa_id] = (type, timestamp, expiry)
+        self.recorder.receipt(wa_message_ids, type, timestamp)
 
     async def _sweep_forever(self) -> None:
         while not self._stopping:
@@ -261,15 +279,16 @@ class Dispatcher:
                         log.warning("dispatcher: %d messages failed waiting for a logged-out session", failed)
                 for session_id in due & self._connected:
                     self.wake(session_id)
-                now = time.monotonic()
-                with self._receipts_lock:
-                    for wa_id in [k for k, v in self._early_receipts.items() if v[2] < now]:
-                        del self._early_receipts[wa_id]
             except Exception:
                 log.exception("dispatcher: sweep failed")
 
     async def _in_db(self, fn, *args):
         return await self.loop.run_in_executor(self._db, _with_connection, fn, *args)
+
+
+def _log_retry(session_id: str, message_id: str, attempt: int, future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is None:
+        log.warning("session %s: message %s attempt %d failed; now %s", session_id, message_id, attempt, future.result())
 
 
 def _with_connection(fn, *args):

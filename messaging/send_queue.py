@@ -44,40 +44,39 @@ def _due(now: datetime) -> Q:
     return queued | abandoned
 
 
-def claim_next(session_id: str, owner: str, lease_seconds: float) -> Claimed | None:
+def claim_batch(session_id: str, owner: str, lease_seconds: float, limit: int = 1) -> list[Claimed]:
+    """Claim up to `limit` of the session's due messages, oldest first, in one transaction."""
     now = timezone.now()
+    expires = now + timedelta(seconds=lease_seconds)
+    fields = ("id", "message_id", "session_id", "to", "file_name", "caption", "mimetype", "attempts", "status",
+              "lease_owner")
     with transaction.atomic():
         head = OutgoingMessage.objects.filter(_due(now), session_id=session_id).order_by("id")
         if connection.features.has_select_for_update_skip_locked:
             head = head.select_for_update(skip_locked=True)
-        row = head.only("id", "status", "lease_owner").first()
-        if row is None:
-            return None
-        won = OutgoingMessage.objects.filter(pk=row.pk, status=row.status, lease_owner=row.lease_owner).update(
-            status=MessageStatus.SENDING,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            attempts=F("attempts") + 1,
-            updated_at=now,
+        rows = list(head.only(*fields)[:limit])
+        if not rows:
+            return []
+        # The compare-and-swap: a row is taken only if it is still due (SQLite's IMMEDIATE transaction
+        # and Postgres's row locks already keep others out; this holds even without them).
+        won = OutgoingMessage.objects.filter(_due(now), pk__in=[r.pk for r in rows]).update(
+            status=MessageStatus.SENDING, lease_owner=owner, lease_expires_at=expires,
+            attempts=F("attempts") + 1, updated_at=now,
         )
-        if not won:
-            return None
-    message = OutgoingMessage.objects.only(
-        "message_id", "session_id", "to", "file_name", "caption", "mimetype", "attempts"
-    ).get(pk=row.pk)
-    data = MessagePayload.objects.filter(message_id=row.pk).values_list("data", flat=True).first()
-    return Claimed(
-        pk=row.pk,
-        message_id=str(message.message_id),
-        session_id=message.session_id,
-        to=message.to,
-        file_name=message.file_name,
-        caption=message.caption,
-        mimetype=message.mimetype,
-        attempts=message.attempts,
-        resumed=row.status == MessageStatus.SENDING,
-        data=bytes(data) if data is not None else b"",
-    )
+        if won != len(rows):
+            taken = set(OutgoingMessage.objects.filter(
+                pk__in=[r.pk for r in rows], lease_owner=owner, lease_expires_at=expires
+            ).values_list("pk", flat=True))
+            rows = [r for r in rows if r.pk in taken]
+    payloads = dict(MessagePayload.objects.filter(message_id__in=[r.pk for r in rows]).values_list("message_id", "data"))
+    return [
+        Claimed(
+            pk=r.pk, message_id=str(r.message_id), session_id=r.session_id, to=r.to, file_name=r.file_name,
+            caption=r.caption, mimetype=r.mimetype, attempts=r.attempts + 1,
+            resumed=r.status == MessageStatus.SENDING, data=bytes(payloads.get(r.pk) or b""),
+        )
+        for r in rows
+    ]
 
 
 def _mine(pk: int, owner: str):
@@ -89,14 +88,34 @@ def _release() -> dict:
 
 
 def record_sent(pk: int, owner: str, wa_message_id: str, wa_timestamp: float | None) -> bool:
-    sent_at = timezone.now()
-    stamp = datetime.fromtimestamp(wa_timestamp, tz=dt_timezone.utc) if wa_timestamp else None
-    return bool(
-        _mine(pk, owner).update(
-            status=MessageStatus.SENT, wa_message_id=wa_message_id, wa_timestamp=stamp, sent_at=sent_at,
-            error="", next_attempt_at=None, **_release(),
-        )
+    return record_sent_many(owner, [(pk, wa_message_id, wa_timestamp)]) == 1
+
+
+def record_sent_many(owner: str, sends: list[tuple[int, str, float | None]]) -> int:
+    """Mark (pk, WhatsApp id, server timestamp) sent, where the lease is still `owner`'s. One
+    statement for all of them (the dispatcher's busiest write); returns how many rows changed."""
+    if not sends:
+        return 0
+    ops, q = connection.ops, connection.ops.quote_name
+    col = {f.name: q(f.column) for f in OutgoingMessage._meta.concrete_fields}
+    now = ops.adapt_datetimefield_value(timezone.now())
+    sql = (
+        f"UPDATE {q(OutgoingMessage._meta.db_table)} SET {col['status']} = %s, {col['wa_message_id']} = %s, "
+        f"{col['wa_timestamp']} = %s, {col['sent_at']} = %s, {col['updated_at']} = %s, {col['error']} = '', "
+        f"{col['next_attempt_at']} = NULL, {col['lease_owner']} = '', {col['lease_expires_at']} = NULL "
+        f"WHERE {col['id']} = %s AND {col['status']} = %s AND {col['lease_owner']} = %s"
     )
+    params = [
+        (MessageStatus.SENT, wa_id, ops.adapt_datetimefield_value(_stamp(ts)), now, now, pk, MessageStatus.SENDING, owner)
+        for pk, wa_id, ts in sends
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+        return cursor.rowcount
+
+
+def _stamp(unix: float | None) -> datetime | None:
+    return datetime.fromtimestamp(unix, tz=dt_timezone.utc) if unix else None
 
 
 def record_failed(pk: int, owner: str, error: str) -> bool:

@@ -14,6 +14,8 @@ Supervisor -> session process (commands). Those with `req_id` get exactly one `r
     {"cmd": "lookup_sent", "req_id": int, "refs": [str]}            -> reply result {ref: {"wa_message_id", "timestamp"}}
         (send_document may carry "ref", the caller's own message id; the session journals it once
         WhatsApp acknowledged the send, so after a crash the caller can ask before resending)
+    {"cmd": "control", "action": str, "payload": dict}              (no reply; the simulated phone's action,
+                                                                     ClientBackend.control)
     {"cmd": "stop"}                                                  (no reply; the process exits)
 
 Session process -> supervisor (events):
@@ -41,7 +43,7 @@ Channel layer, group `session.<id>` (see group_name), after the database commit:
 HEARTBEAT_SECONDS = 2.0
 HEARTBEAT_TIMEOUT_SECONDS = 15.0
 
-COMMANDS = {"send_document", "check_numbers", "pairing_code", "logout", "lookup_sent", "stop"}
+COMMANDS = {"send_document", "check_numbers", "pairing_code", "logout", "lookup_sent", "control", "stop"}
 EVENTS = {
     "reply", "heartbeat", "qr", "qr_timeout", "paired", "connected", "disconnected", "logged_out",
     "stream_replaced", "temporary_ban", "connect_failure", "keepalive_timeout", "keepalive_restored",

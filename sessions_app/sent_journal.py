@@ -19,6 +19,7 @@ class SentJournal:
         self.keep = keep
         self.entries: dict[str, dict] = {}
         self._lines = 0
+        self._fd: int | None = None
         if path.exists():
             for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
@@ -31,12 +32,10 @@ class SentJournal:
 
     def record(self, ref: str, wa_message_id: str, timestamp: float | None) -> None:
         line = json.dumps({"ref": ref, "wa_message_id": wa_message_id, "timestamp": timestamp}) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, line.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.write(self._fd, line.encode())
+        os.fsync(self._fd)
         self.entries[ref] = {"wa_message_id": wa_message_id, "timestamp": timestamp}
         self._lines += 1
         if self._lines > 2 * self.keep:
@@ -58,4 +57,7 @@ class SentJournal:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
+        if self._fd is not None:  # it points at the replaced file
+            os.close(self._fd)
+            self._fd = None
         self._lines = len(self.entries)

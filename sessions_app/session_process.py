@@ -177,7 +177,10 @@ class _Child:
             except Exception as exc:
                 log.exception("session %s: command %s failed", self.session_id, message.get("cmd"))
                 answer = protocol.reply(req_id, error=f"{type(exc).__name__}: {exc}", error_code="error")
-            self.emit(answer)
+            if req_id is not None:
+                self.emit(answer)
+            elif not answer["ok"]:
+                self.report_error(f"{message.get('cmd')}: {answer['error']}")
 
     def _execute(self, message: dict) -> dict:
         backend = self.backend
@@ -203,6 +206,9 @@ class _Child:
             return {"code": backend.pairing_code(message["phone"])}
         if name == "logout":
             backend.logout()
+            return {}
+        if name == "control":
+            backend.control(str(message.get("action") or ""), dict(message.get("payload") or {}))
             return {}
         raise BackendError("unknown_command", f"unknown command {name!r}")
 

@@ -5,7 +5,7 @@ session_status_changed(session_id: str, status: str, reason: str | None)
     After the commit that changed a session's status (a SessionStatus value).
 message_receipt(session_id: str, wa_message_ids: list[str], type: str, timestamp: float)
     WhatsApp reported messages sent through the session as "delivered", "read" or "played"
-    (timestamp: unix seconds). Sent from the supervisor's database thread.
+    (timestamp: unix seconds). Sent on the supervisor's event loop: a receiver must not block.
 supervisor_started(supervisor) / supervisor_stopping(supervisor)
     Sent on the supervisor's event loop (sessions_app.supervisor.Supervisor), so a receiver can start
     its own tasks there with asyncio.get_running_loop().create_task(...) and use `supervisor.call(...)`

@@ -70,6 +70,7 @@ class Supervisor:
             print_qr = settings.PRINT_QR
         self.print_qr = (settings.DEBUG or sys.stdout.isatty()) if print_qr is None else print_qr
         self.slots: dict[str, Slot] = {}
+        self._take_controls = backend_class(self.backend).take_controls
         self.loop: asyncio.AbstractEventLoop | None = None
         self._db = ThreadPoolExecutor(1, thread_name_prefix="supervisor-db")
         self._spawner = ThreadPoolExecutor(1, thread_name_prefix="supervisor-spawn")
@@ -175,6 +176,14 @@ class Supervisor:
                     slot.handle.kill()
         for command in await self._in_db(session_commands.claim_pending, list(self.slots)):
             self._spawn_task(self._execute(command))
+        if self._take_controls is not None:  # the simulator's phone: to the running processes, in order
+            running = [s for s in self.slots if self._handle(s) is not None]
+            for session_id, control in await self._in_db(self._take_controls, running):
+                if (handle := self._handle(session_id)) is not None:
+                    try:
+                        await handle.send({"cmd": "control", **control})
+                    except SessionUnavailable:
+                        pass  # it ended meanwhile: the phone's action is lost with it
 
     # -- processes ---------------------------------------------------------------------------------
     async def _start(self, slot: Slot) -> None:
@@ -240,6 +249,9 @@ class Supervisor:
         name = protocol.kind(message)
         if name is None:
             log.warning("session %s: unknown message %.200r", slot.session_id, message)
+            return
+        if name == "receipt":  # nothing to save: announced at once, here on the loop
+            session_state.apply_event(slot.session_id, message)
             return
         if name == "qr" and self.print_qr:
             self._print_qr(slot.session_id, str(message.get("data") or ""))

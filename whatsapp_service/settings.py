@@ -67,6 +67,8 @@ DISPATCH_RETRY_BASE_SECONDS = env.float("DISPATCH_RETRY_BASE_SECONDS", default=1
 DISPATCH_RETRY_MAX_SECONDS = env.float("DISPATCH_RETRY_MAX_SECONDS", default=600.0)
 DISPATCH_SEND_TIMEOUT_SECONDS = env.float("DISPATCH_SEND_TIMEOUT_SECONDS", default=90.0)
 DISPATCH_SWEEP_SECONDS = env.float("DISPATCH_SWEEP_SECONDS", default=5.0)
+# Unpaced senders (SEND_MIN_INTERVAL_SECONDS and jitter 0) claim up to this many messages at once.
+DISPATCH_CLAIM_BATCH = env.int("DISPATCH_CLAIM_BATCH", default=20)
 DISPATCH_NUMBER_CHECK_TTL_SECONDS = env.float("DISPATCH_NUMBER_CHECK_TTL_SECONDS", default=86400.0)
 # Messages of a logged-out or banned session wait for a new link this long, then fail.
 DISPATCH_UNLINKED_FAIL_AFTER_SECONDS = env.float("DISPATCH_UNLINKED_FAIL_AFTER_SECONDS", default=86400.0)

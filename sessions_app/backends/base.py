@@ -53,3 +53,12 @@ class ClientBackend(abc.ABC):
     @abc.abstractmethod
     def stop(self) -> None:
         """Make run() return soon."""
+
+    # A backend whose outside world is simulated (the simulator's phone) can be driven through the
+    # supervisor: `take_controls(session_ids)` (run on the supervisor's database thread) returns the
+    # pending actions [(session_id, {"action": str, "payload": dict})], each handed to that session's
+    # process once, where `control(action, payload)` acts on it.
+    take_controls: Callable[[list[str]], list[tuple[str, dict]]] | None = None
+
+    def control(self, action: str, payload: dict) -> None:
+        raise BackendError("unknown_command", f"{self.name} cannot be controlled")

@@ -3,7 +3,8 @@
 Unlinked, it shows QR codes that rotate (first valid SIMULATOR_QR_FIRST_SECONDS, then
 SIMULATOR_QR_NEXT_SECONDS each, SIMULATOR_QR_COUNT in all), then gives up with `qr_timeout`. The
 simulated phone and server are driven through SimulatorControl rows (written by /api/simulator/...,
-possibly in another process), which this process polls: scan links and connects and stores a small
+possibly in another process), which the supervisor takes (`take_controls`) and hands to the session
+process (`control`), each once: scan links and connects and stores a small
 credentials file, so a new process reconnects without a QR; drop loses the connection and reconnects
 by itself; logout removes the device; replace (another connection took the number) and ban (a
 temporary ban) end the connection for good, as whatsmeow does. Sends land in SimulatorOutbox and are "delivered" shortly after.
@@ -13,6 +14,7 @@ import base64
 import json
 import logging
 import os
+import queue
 import secrets
 import threading
 import time
@@ -66,6 +68,10 @@ class SimulatorBackend(ClientBackend):
         self._lock = threading.Lock()
         self._state = "starting"  # waiting_link, connected, disconnected, stalled, logged_out
         self._phone = ""
+        self._controls: queue.SimpleQueue[tuple[str, dict]] = queue.SimpleQueue()
+        # Receipts to come, in the order they fall due (the delay is the same for every message).
+        self._receipts: queue.SimpleQueue[tuple[float, str]] = queue.SimpleQueue()
+        threading.Thread(target=self._deliver_receipts, name="simulator-receipts", daemon=True).start()
         # The device's keys stay the same across the rotating codes, as whatsmeow's do.
         self._qr_keys = ",".join(_b64(32) for _ in range(3))
 
@@ -132,28 +138,32 @@ class SimulatorBackend(ClientBackend):
         self._set_state("connected")
         self.emit({"event": "connected", "phone": self._phone})
 
+    def control(self, action: str, payload: dict) -> None:
+        """What the simulated phone or server does; acted on by run() at its next look."""
+        self._controls.put((action, payload or {}))
+
     def _next_control(self) -> tuple[str | None, dict]:
-        """Take the oldest unconsumed action for this session (each is acted on once)."""
-        from django.db import DatabaseError
+        try:
+            return self._controls.get_nowait()
+        except queue.Empty:
+            return None, {}
+
+    @staticmethod
+    def take_controls(session_ids: list[str]) -> list[tuple[str, dict]]:
+        """The unconsumed SimulatorControl rows of these sessions, oldest first, marked consumed."""
+        from django.db import transaction
         from django.utils import timezone
 
         from sessions_app.models import SimulatorControl
 
-        try:
-            row = (
-                SimulatorControl.objects.filter(session_id=self.session_id, consumed_at__isnull=True)
-                .order_by("id")
-                .first()
-            )
-            if row is None:
-                return None, {}
-            taken = SimulatorControl.objects.filter(pk=row.pk, consumed_at__isnull=True).update(
-                consumed_at=timezone.now()
-            )
-        except DatabaseError as exc:  # e.g. SQLite busy under load: the phone simply acts a bit later
-            log.warning("simulator %s: cannot read controls: %s", self.session_id, exc)
-            return None, {}
-        return (row.action, row.payload or {}) if taken else (None, {})
+        if not session_ids:
+            return []
+        with transaction.atomic():
+            rows = list(SimulatorControl.objects.filter(session_id__in=session_ids, consumed_at__isnull=True)
+                        .order_by("id").values_list("pk", "session_id", "action", "payload"))
+            if rows:
+                SimulatorControl.objects.filter(pk__in=[r[0] for r in rows]).update(consumed_at=timezone.now())
+        return [(sid, {"action": action, "payload": payload or {}}) for _, sid, action, payload in rows]
 
     # -- stored credentials -------------------------------------------------------------------------
     @property
@@ -217,16 +227,22 @@ class SimulatorBackend(ClientBackend):
             wa_message_id=wa_message_id,
             sent_at=sent_at,
         )
-        timer = threading.Timer(self.delivery_delay, self._deliver, args=(wa_message_id,))
-        timer.daemon = True
-        timer.start()
+        self._receipts.put((time.monotonic() + self.delivery_delay, wa_message_id))
         # The server's timestamp has whole seconds.
         return {"wa_message_id": wa_message_id, "timestamp": float(int(sent_at.timestamp()))}
 
-    def _deliver(self, wa_message_id: str) -> None:
-        self.emit(
-            {"event": "receipt", "message_ids": [wa_message_id], "type": "delivered", "timestamp": time.time()}
-        )
+    def _deliver_receipts(self) -> None:
+        """The recipient's phone confirms each message SIMULATOR_DELIVERY_MS after it was sent."""
+        while not self._stop.is_set():
+            try:
+                due, wa_message_id = self._receipts.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if self._stop.wait(max(0.0, due - time.monotonic())):
+                return
+            # WhatsApp's receipt timestamps have whole seconds, as its message timestamps do.
+            self.emit({"event": "receipt", "message_ids": [wa_message_id], "type": "delivered",
+                       "timestamp": float(int(time.time()))})
 
     def check_numbers(self, numbers: list[str]) -> dict[str, bool]:
         self._require_connected()

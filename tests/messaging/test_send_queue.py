@@ -25,25 +25,40 @@ def queue_messages(n: int, session_id: str = "tienda_lima") -> list[OutgoingMess
     return rows
 
 
+def claim_one(owner: str) -> send_queue.Claimed | None:
+    claimed = send_queue.claim_batch("tienda_lima", owner, 60)
+    return claimed[0] if claimed else None
+
+
 def test_claims_are_fifo_and_carry_the_payload(configured):
     rows = queue_messages(3)
-    first = send_queue.claim_next("tienda_lima", "w1", 60)
+    first = claim_one("w1")
     assert first.pk == rows[0].pk and first.attempts == 1 and not first.resumed
     assert first.data == make_pdf(500, seed=0)
-    second = send_queue.claim_next("tienda_lima", "w1", 60)
+    second = claim_one("w1")
     assert second.pk == rows[1].pk
     assert OutgoingMessage.objects.get(pk=rows[0].pk).status == MessageStatus.SENDING
 
 
-def test_concurrent_claimers_never_take_the_same_message(configured):
+def test_a_batch_claim_takes_the_oldest_due_messages_in_order(configured):
+    rows = queue_messages(5)
+    OutgoingMessage.objects.filter(pk=rows[1].pk).update(next_attempt_at=timezone.now() + timedelta(minutes=5))
+    batch = send_queue.claim_batch("tienda_lima", "w1", 60, limit=3)
+    assert [c.pk for c in batch] == [rows[0].pk, rows[2].pk, rows[3].pk]  # the one in backoff waits
+    assert [c.data for c in batch] == [make_pdf(500, seed=i) for i in (0, 2, 3)]
+    assert [c.pk for c in send_queue.claim_batch("tienda_lima", "w2", 60, limit=3)] == [rows[4].pk]
+
+
+@pytest.mark.parametrize("limit", [1, 4])
+def test_concurrent_claimers_never_take_the_same_message(configured, limit):
     queue_messages(30)
     taken: list[int] = []
     errors: list[BaseException] = []
 
     def claimer(name: str) -> None:
         try:
-            while (claimed := send_queue.claim_next("tienda_lima", name, 60)) is not None:
-                taken.append(claimed.pk)
+            while batch := send_queue.claim_batch("tienda_lima", name, 60, limit=limit):
+                taken.extend(c.pk for c in batch)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
         finally:
@@ -60,10 +75,10 @@ def test_concurrent_claimers_never_take_the_same_message(configured):
 
 def test_an_abandoned_claim_is_resumed_after_its_lease(configured):
     (row,) = queue_messages(1)
-    claimed = send_queue.claim_next("tienda_lima", "dead-worker", 60)
-    assert send_queue.claim_next("tienda_lima", "w2", 60) is None  # leased
+    claimed = claim_one("dead-worker")
+    assert claim_one("w2") is None  # leased
     OutgoingMessage.objects.filter(pk=row.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    again = send_queue.claim_next("tienda_lima", "w2", 60)
+    again = claim_one("w2")
     assert again.pk == claimed.pk and again.resumed and again.attempts == 2
     # the dead worker's late answer no longer counts
     assert send_queue.record_sent(row.pk, "dead-worker", "3EB0LATE", None) is False
@@ -80,16 +95,16 @@ def test_retries_follow_the_backoff_schedule_then_fail(configured, settings):
     expected_caps = [10, 20, 40]
     for attempt, cap in enumerate(expected_caps, start=1):
         OutgoingMessage.objects.filter(pk=row.pk).update(next_attempt_at=None)
-        claimed = send_queue.claim_next("tienda_lima", "w", 60)
+        claimed = claim_one("w")
         assert claimed.attempts == attempt
         before = timezone.now()
         assert send_queue.record_retry(row.pk, "w", claimed.attempts, "upload_failed: boom") == MessageStatus.QUEUED
         row.refresh_from_db()
         wait = (row.next_attempt_at - before).total_seconds()
         assert cap / 2 - 0.5 <= wait <= cap + 0.5, (attempt, wait)
-        assert send_queue.claim_next("tienda_lima", "w", 60) is None  # not due yet
+        assert claim_one("w") is None  # not due yet
     OutgoingMessage.objects.filter(pk=row.pk).update(next_attempt_at=None)
-    claimed = send_queue.claim_next("tienda_lima", "w", 60)
+    claimed = claim_one("w")
     assert send_queue.record_retry(row.pk, "w", claimed.attempts, "upload_failed: last") == MessageStatus.FAILED
     row.refresh_from_db()
     assert (row.status, row.attempts, row.error) == (MessageStatus.FAILED, 4, "upload_failed: last")
@@ -98,7 +113,7 @@ def test_retries_follow_the_backoff_schedule_then_fail(configured, settings):
 def test_receipts_move_status_forward_only(configured):
     a, b = queue_messages(2)
     for row, wa in ((a, "3EB0A"), (b, "3EB0B")):
-        send_queue.claim_next("tienda_lima", "w", 60)
+        claim_one("w")
         send_queue.record_sent(row.pk, "w", wa, None)
     assert send_queue.apply_receipt(["3EB0A", "3EB0X"], "read", 1_700_000_100.0) == {"3EB0X"}
     send_queue.apply_receipt(["3EB0A"], "delivered", 1_700_000_200.0)  # late: must not go back

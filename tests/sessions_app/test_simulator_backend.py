@@ -1,5 +1,6 @@
 """The simulator backend on its own (no session process around it): what it emits and does, as neonize
-over whatsmeow would. Its phone is driven through SimulatorControl rows, as the control endpoints do."""
+over whatsmeow would. Its phone is driven through `control`, as the supervisor does with the rows the
+control endpoints write."""
 
 import hashlib
 import queue
@@ -11,6 +12,7 @@ import time
 import pytest
 
 from sessions_app.backends import BackendError, backend_class
+from sessions_app.backends.simulator_backend import SimulatorBackend
 from sessions_app.models import SimulatorControl, SimulatorOutbox
 from tests.conftest import make_pdf
 
@@ -60,14 +62,14 @@ def simulator(configured, settings, tmp_path):
         running.thread.join(WAIT)
 
 
-def phone(action: str, **payload) -> None:
-    SimulatorControl.objects.create(session_id="tienda_lima", action=action, payload=payload)
+def phone(running: Running, action: str, **payload) -> None:
+    running.backend.control(action, payload)
 
 
 def linked(start) -> Running:
     running = start()
     running.expect("qr")
-    phone("scan", phone="51911111111")
+    phone(running, "scan", phone="51911111111")
     running.expect("connected")
     return running
 
@@ -87,7 +89,7 @@ def test_qr_codes_rotate_with_the_same_keys_then_time_out(simulator, settings):
 def test_scan_pairs_connects_and_stores_credentials_a_new_client_reconnects_with(simulator, tmp_path):
     running = simulator()
     running.expect("qr")
-    phone("scan", phone="51911111111")
+    phone(running, "scan", phone="51911111111")
     assert running.expect("paired") == {"event": "paired", "phone": "51911111111"}
     assert running.expect("connected") == {"event": "connected", "phone": "51911111111"}
     files = list((tmp_path / "store").iterdir())
@@ -120,7 +122,7 @@ def test_unregistered_numbers_and_sends_while_not_connected_are_refused(simulato
     with pytest.raises(BackendError) as refused:
         running.backend.send_document("51987654321", make_pdf(), "a.pdf", "application/pdf", "")
     assert refused.value.code == "not_connected"
-    phone("scan", phone="51911111111")
+    phone(running, "scan", phone="51911111111")
     running.expect("connected")
     with pytest.raises(BackendError) as refused:
         running.backend.send_document("51999999999", make_pdf(), "a.pdf", "application/pdf", "")
@@ -143,7 +145,7 @@ def test_pairing_code_only_while_waiting_for_a_link(simulator):
     running = simulator()
     running.expect("qr")
     assert re.fullmatch(r"[A-Z0-9]{4}-[A-Z0-9]{4}", running.backend.pairing_code("51987654321"))
-    phone("scan", phone="51911111111")
+    phone(running, "scan", phone="51911111111")
     running.expect("connected")
     with pytest.raises(BackendError) as refused:
         running.backend.pairing_code("51987654321")
@@ -152,7 +154,7 @@ def test_pairing_code_only_while_waiting_for_a_link(simulator):
 
 def test_a_drop_disconnects_and_the_client_reconnects_by_itself(simulator):
     running = linked(simulator)
-    phone("drop")
+    phone(running, "drop")
     assert running.expect("disconnected")["reason"]
     with pytest.raises(BackendError):
         running.backend.check_numbers(["51987654321"])
@@ -162,7 +164,7 @@ def test_a_drop_disconnects_and_the_client_reconnects_by_itself(simulator):
 
 def test_remote_logout_removes_the_device_and_ends_the_client(simulator, tmp_path):
     running = linked(simulator)
-    phone("logout")
+    phone(running, "logout")
     assert running.expect("logged_out") == {"event": "logged_out", "reason": "device_removed"}
     assert running.ended()
     assert list((tmp_path / "store").iterdir()) == []
@@ -178,7 +180,7 @@ def test_logout_unlinks_like_whatsmeow_without_an_event(simulator, tmp_path):
 
 def test_replaced_or_banned_the_client_stays_down_as_whatsmeow_does(simulator):
     running = linked(simulator)
-    phone("replace")
+    phone(running, "replace")
     assert running.expect("stream_replaced") == {"event": "stream_replaced"}
     time.sleep(0.3)  # longer than its reconnect delay: no reconnect follows
     assert running.events.empty()
@@ -189,5 +191,16 @@ def test_replaced_or_banned_the_client_stays_down_as_whatsmeow_does(simulator):
 
     again = simulator()
     again.expect("connected")
-    phone("ban", expire_seconds=120)
+    phone(again, "ban", expire_seconds=120)
     assert again.expect("temporary_ban") == {"event": "temporary_ban", "code": 101, "expire_seconds": 120}
+
+
+def test_the_supervisor_takes_each_phone_action_once_in_order_for_running_sessions_only(configured):
+    for session_id, action in (("tienda_lima", "scan"), ("otra", "drop"), ("tienda_lima", "drop")):
+        SimulatorControl.objects.create(session_id=session_id, action=action, payload={"n": action})
+    assert SimulatorBackend.take_controls(["tienda_lima"]) == [
+        ("tienda_lima", {"action": "scan", "payload": {"n": "scan"}}),
+        ("tienda_lima", {"action": "drop", "payload": {"n": "drop"}}),
+    ]
+    assert SimulatorBackend.take_controls(["tienda_lima"]) == []
+    assert SimulatorBackend.take_controls(["otra"]) == [("otra", {"action": "drop", "payload": {"n": "drop"}})]
