@@ -48,6 +48,9 @@ SESSION_POLL_SECONDS = env.float("SESSION_POLL_SECONDS", default=0.5)
 SESSION_STOP_TIMEOUT_SECONDS = env.float("SESSION_STOP_TIMEOUT_SECONDS", default=5.0)
 # How long an API call (pairing code, logout, delete) waits for the worker to answer.
 SESSION_COMMAND_WAIT_SECONDS = env.float("SESSION_COMMAND_WAIT_SECONDS", default=15.0)
+# The worker writes its heartbeat row this often; /readyz wants one younger than the max age.
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)
+READY_WORKER_MAX_AGE_SECONDS = env.float("READY_WORKER_MAX_AGE_SECONDS", default=30.0)
 # Print each QR in the terminal; default: when DEBUG or when stdout is a terminal.
 PRINT_QR = env.bool("PRINT_QR", default=None)
 
@@ -77,6 +80,11 @@ DISPATCH_SHUTDOWN_GRACE_SECONDS = env.float("DISPATCH_SHUTDOWN_GRACE_SECONDS", d
 SEND_MIN_INTERVAL_SECONDS = env.float("SEND_MIN_INTERVAL_SECONDS", default=2.0)
 SEND_INTERVAL_JITTER_SECONDS = env.float("SEND_INTERVAL_JITTER_SECONDS", default=3.0)
 SEND_HOURLY_CAP = env.int("SEND_HOURLY_CAP", default=300)
+
+# /metrics: a token of its own for Prometheus (default: API_STATIC_TOKEN); the send-latency histogram
+# covers the messages sent in the last METRICS_LATENCY_WINDOW_SECONDS.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_LATENCY_WINDOW_SECONDS = env.float("METRICS_LATENCY_WINDOW_SECONDS", default=300.0)
 
 MAX_PDF_BYTES = env.int("MAX_PDF_BYTES", default=16 * 1024 * 1024)
 # A JSON body carrying MAX_PDF_BYTES in base64, plus room for the other fields.
