@@ -10,12 +10,13 @@ import hmac
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, F, Min, Q
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Sum
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily
+from prometheus_client.utils import floatToGoString
 
 from messaging.models import MessageStatus, OutgoingMessage
 from sessions_app.models import SessionStatus, WhatsAppSession, WorkerHeartbeat
@@ -82,9 +83,11 @@ class QueueCollector:
             f"le_{i}": Count("id", filter=Q(sent_at__lte=F("created_at") + timedelta(seconds=b)))
             for i, b in enumerate(LATENCY_BUCKETS)
         }
-        for row in recent.values("session_id").annotate(n=Count("id"), **buckets).order_by():
-            counts = [(str(b), row[f"le_{i}"]) for i, b in enumerate(LATENCY_BUCKETS)]
-            metric.add_metric([row["session_id"]], counts + [("+Inf", row["n"])])
+        took = ExpressionWrapper(F("sent_at") - F("created_at"), output_field=DurationField())
+        for row in recent.values("session_id").annotate(n=Count("id"), total=Sum(took), **buckets).order_by():
+            counts = [(floatToGoString(b), row[f"le_{i}"]) for i, b in enumerate(LATENCY_BUCKETS)]
+            total = row["total"].total_seconds() if row["total"] is not None else 0.0
+            metric.add_metric([row["session_id"]], counts + [("+Inf", row["n"])], total)
         yield metric
 
     def _sessions(self, sessions):
