@@ -184,6 +184,7 @@ class Dispatcher:
 
     async def _recorded_sent(self, m: send_queue.Claimed, wa_message_id: str, timestamp: float | None) -> None:
         await self._in_db(send_queue.record_sent, m.pk, self.owner, wa_message_id, timestamp)
+        log.info("session %s: message %s sent to %s as %s", m.session_id, m.message_id, m.to, wa_message_id)
         with self._receipts_lock:
             early = self._early_receipts.pop(wa_message_id, None)
         if early is not None:  # the receipt overtook our record of the send

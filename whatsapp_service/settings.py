@@ -7,6 +7,9 @@ import tempfile
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from .log_format import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -227,11 +230,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
-}
+# LOG_FORMAT=json: one JSON object per line (production); text: readable lines (development).
+LOG_FORMAT = env("LOG_FORMAT", default="text")
+LOGGING_CONFIG = "whatsapp_service.log_format.apply"
+try:
+    LOGGING = logging_config(LOG_FORMAT, env("LOG_LEVEL", default="INFO"))
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
