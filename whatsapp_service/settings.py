@@ -34,6 +34,9 @@ EMBEDDED_WORKER = env.bool("EMBEDDED_WORKER", default=True)
 SESSIONS_DIR = Path(env("SESSIONS_DIR", default=str(BASE_DIR / "sessions")))
 SESSIONS_CONFIG = Path(env("SESSIONS_CONFIG", default=str(BASE_DIR / "sessions.config.json")))
 
+# Where `manage.py backup_sessions` writes its archives unless --output says otherwise.
+BACKUP_DIR = Path(env("BACKUP_DIR", default=str(BASE_DIR / "backups")))
+
 # The session supervisor (sessions_app.supervisor). Times in seconds.
 SESSION_HEARTBEAT_SECONDS = env.float("SESSION_HEARTBEAT_SECONDS", default=2.0)
 # A session process silent this long is killed and replaced.
