@@ -66,3 +66,16 @@ def test_unreachable_redis_makes_it_not_ready(configured, tmp_path):
     assert response.status_code == 503
     assert response.json()["checks"]["channelLayer"]["error"] == "channel_layer_unreachable"
     assert response.json()["checks"]["database"]["ok"]
+
+
+@pytest.mark.redis
+def test_ready_through_real_redis_with_web_and_worker_apart(configured, tmp_path):
+    import os
+
+    from tests.conftest import need, reachable
+
+    need(reachable("127.0.0.1", 6379), "Redis at 127.0.0.1:6379")
+    redis = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    with serve(tmp_path, "--no-worker", **BEAT, REDIS_URL=redis) as web, runworker(tmp_path, **BEAT, REDIS_URL=redis):
+        response = wait_for(lambda: (r := readyz(web)).status_code == 200 and r)
+    assert response.json()["checks"]["channelLayer"]["ok"]
