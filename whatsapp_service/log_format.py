@@ -105,7 +105,9 @@ class JsonFormatter(logging.Formatter):
                 line[field] = str(getattr(record, field))
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                line[key] = redact(value) if isinstance(value, str) else value
+                # Anything else (a request's repr carries its query string) is written as redacted text.
+                native = value is None or isinstance(value, (bool, int, float))
+                line[key] = value if native else redact(str(value))
         if record.exc_info:
             line["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(line, ensure_ascii=False, default=str)

@@ -36,6 +36,8 @@ def test_json_lines_carry_session_and_message_ids_and_no_secrets(configured, aut
         api.wait(lambda: api.message(message_id)["status"] == "delivered")
         refused = api.client.get("/api/sessions", headers={"Authorization": "Bearer wrong-token-123456789"})
         assert refused.status_code == 403
+        in_query = api.client.get("/api/sessions?token=secret-in-query-123456", headers={"Authorization": ""})
+        assert in_query.status_code in (401, 403)
     everything = web.output() + worker.output()
     records = json_lines(web.output()) + json_lines(worker.output())
 
@@ -45,7 +47,7 @@ def test_json_lines_carry_session_and_message_ids_and_no_secrets(configured, aut
     assert {"ts", "level", "logger", "msg", "pid"} <= set(sent[0])
     assert "***321" in sent[0]["msg"]
     assert any(r["logger"] == "django.request" and r["level"] == "WARNING" for r in records)  # the 403
-    for secret in ("987654321", "987 654 321", token, "wrong-token-123456789", base64.b64encode(pdf)[:60].decode()):
+    for secret in ("987654321", "987 654 321", token, "wrong-token-123456789", "secret-in-query-123456",base64.b64encode(pdf)[:60].decode()):
         assert secret not in everything
 
 
