@@ -16,7 +16,12 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+# Rows of workers that died without stopping cleanly (kill -9, power loss) are dropped after this long.
+FORGOTTEN_AFTER = timedelta(days=1)
+
+
 def beat(worker_id: str, started_at: datetime) -> None:
+    WorkerHeartbeat.objects.filter(beat_at__lt=timezone.now() - FORGOTTEN_AFTER).delete()
     WorkerHeartbeat.objects.update_or_create(
         worker_id=worker_id,
         defaults={"host": socket.gethostname()[:255], "pid": os.getpid(), "started_at": started_at,
