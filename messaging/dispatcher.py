@@ -199,6 +199,7 @@ class Dispatcher:
         if reply.get("ok"):
             result = reply.get("result") or {}
             outcomes.append(record(send_queue.record_sent, pk, owner, result["wa_message_id"], result.get("timestamp")))
+            log.info("session %s: message %s sent to %s as %s", sid, m.message_id, m.to, result["wa_message_id"])
             return True, False
         code = reply.get("error_code") or "send_failed"
         if code == "not_on_whatsapp":

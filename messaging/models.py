@@ -72,6 +72,8 @@ class OutgoingMessage(models.Model):
             models.Index(fields=["session", "status", "id"], name="msg_session_status_id"),
             models.Index(fields=["status", "next_attempt_at"], name="msg_status_due"),
             models.Index(fields=["wa_message_id"], name="msg_wa_message_id"),
+            # /metrics reads the latency of recent sends; pacing reads a session's last hour.
+            models.Index(fields=["sent_at"], name="msg_sent_at"),
         ]
 
     def __str__(self) -> str:

@@ -28,6 +28,9 @@ class WhatsAppSession(models.Model):
     # Set by whoever wants the session (re)started (a WebSocket opening, an admin); the supervisor
     # starts a stopped, logged-out or timed-out session when this is newer than its last start.
     start_requested_at = models.DateTimeField(null=True, blank=True)
+    # Counted by the worker, kept here so /metrics (possibly another process) reads them across restarts.
+    reconnects = models.PositiveBigIntegerField(_("reconexiones"), default=0)
+    process_restarts = models.PositiveBigIntegerField(_("reinicios del proceso"), default=0)
     created_at = models.DateTimeField(_("creada"), auto_now_add=True)
     updated_at = models.DateTimeField(_("actualizada"), auto_now=True)
 
@@ -38,6 +41,20 @@ class WhatsAppSession(models.Model):
 
     def __str__(self) -> str:
         return self.session_id
+
+
+class WorkerHeartbeat(models.Model):
+    """A running session supervisor (`runworker`, or `serve` in embedded mode), written every
+    WORKER_HEARTBEAT_SECONDS and deleted when it stops cleanly. /readyz wants a recent one."""
+
+    worker_id = models.CharField(max_length=128, primary_key=True)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.worker_id
 
 
 class CommandState(models.TextChoices):

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from whatsapp_service import log_format
+
 from . import protocol
 from .backends import BackendError, ClientBackend, backend_class
 from .sent_journal import SentJournal
@@ -106,6 +108,36 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the pipe's EOF still ends us
         pass
+
+
+def _stdout_into_logging() -> threading.Thread:
+    """Whatever writes to this process's stdout (a library's print(), the Go runtime's own output)
+    becomes log records of this session instead of bare lines. Log records go to stderr: no loop."""
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    os.dup2(write_fd, 1)
+    os.close(write_fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False, encoding="utf-8", errors="replace")
+    printed = logging.getLogger("sessions_app.stdout")
+
+    def pump() -> None:
+        with open(read_fd, encoding="utf-8", errors="replace") as stream:
+            for line in stream:
+                if line.strip():
+                    printed.info("%s", line.rstrip("\n"))
+
+    thread = threading.Thread(target=pump, name="stdout-to-log", daemon=True)
+    thread.start()
+    return thread
+
+
+def _drain_stdout(pump: threading.Thread) -> None:
+    try:
+        sys.stdout.flush()
+        os.close(1)  # the pipe's only writer: the pump reads to its end
+    except OSError:
+        return
+    pump.join(1.0)
 
 
 def _exit_soon(code: int, after: float) -> None:
@@ -237,6 +269,9 @@ def child_main(
     _die_with_parent()
     # Ctrl-C reaches the whole process group; the supervisor decides how its sessions stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    log_format.configure_if_unconfigured()  # the forkserver may not have set Django up
+    log_format.set_process_fields(session_id=session_id)
+    pump = _stdout_into_logging()
     child = _Child(session_id, conn, heartbeat_seconds, Path(store_dir))
     child.install_hooks()
     for target, name in ((child.read_commands, "commands-in"), (child.execute_commands, "commands"),
@@ -257,7 +292,7 @@ def child_main(
     if child.parent_gone:
         code = EXIT_PARENT_GONE
     child.done.set()
-    sys.stdout.flush()
+    _drain_stdout(pump)
     sys.stderr.flush()
     # os._exit: threads the client library left behind must not keep a finished session alive.
     os._exit(code)

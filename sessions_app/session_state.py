@@ -14,6 +14,7 @@ from functools import partial
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from . import signals
@@ -191,6 +192,13 @@ def waits_for_new_link(row: WhatsAppSession) -> bool:
     return row.status == SessionStatus.LOGGED_OUT or (
         row.status == SessionStatus.DISCONNECTED and row.last_error == "qr_timeout"
     )
+
+
+def count(session_id: str, counter: str) -> None:
+    """Add one to a session's persisted counter ("reconnects" or "process_restarts")."""
+    if counter not in ("reconnects", "process_restarts"):
+        raise ValueError(counter)
+    WhatsAppSession.objects.filter(pk=session_id).update(**{counter: F(counter) + 1})
 
 
 def forget_credentials(session_id: str) -> None:

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from . import protocol, session_commands, session_process, session_state, signals
+from . import protocol, session_commands, session_process, session_state, signals, worker_heartbeat
 from .backends import backend_class
 from .models import SessionCommand, SessionStatus, WhatsAppSession
 from .session_handle import CommandTimeout, SessionHandle, SessionUnavailable
@@ -60,6 +60,7 @@ class Slot:
     retire: bool = False  # drop the slot once the process is gone
     hung: bool = False
     starting: bool = False
+    was_connected: bool = False  # since its last link: a later "connected" is a reconnect
 
 
 class Supervisor:
@@ -80,6 +81,9 @@ class Supervisor:
         # Channel-layer messages, sent one after the other: a listener sees them in the order they happened.
         self._outbox: asyncio.Queue[tuple[str, dict]] = asyncio.Queue()
         self._main_task: asyncio.Task | None = None
+        self.worker_id = worker_heartbeat.new_worker_id()
+        self._started_at = timezone.now()
+        self._last_beat = float("-inf")
 
     # -- public ----------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -126,6 +130,9 @@ class Supervisor:
                     await self._tick()
                 except Exception:
                     log.exception("supervisor: a turn failed; trying again")
+                if time.monotonic() - self._last_beat >= settings.WORKER_HEARTBEAT_SECONDS:
+                    self._last_beat = time.monotonic()
+                    self._db.submit(_quietly, worker_heartbeat.beat, self.worker_id, self._started_at)
                 try:
                     await asyncio.wait_for(self._stopping.wait(), settings.SESSION_POLL_SECONDS)
                 except TimeoutError:
@@ -234,6 +241,7 @@ class Supervisor:
         delay = backoff(slot.failures, settings.SESSION_RESTART_BACKOFF_SECONDS,
                         settings.SESSION_RESTART_BACKOFF_MAX_SECONDS)
         slot.next_start = time.monotonic() + delay
+        self._db.submit(_quietly, session_state.count, slot.session_id, "process_restarts")
         log.info("session %s: next start in %.1f s (attempt %d)", slot.session_id, delay, slot.failures)
 
     @staticmethod
@@ -255,7 +263,13 @@ class Supervisor:
             return
         if name == "qr" and self.print_qr:
             self._print_qr(slot.session_id, str(message.get("data") or ""))
-        elif name == "logged_out":
+        elif name == "connected":
+            if slot.was_connected:
+                self._db.submit(_quietly, session_state.count, slot.session_id, "reconnects")
+            slot.was_connected = True
+        elif name in ("paired", "logged_out"):  # a new link is not a reconnect
+            slot.was_connected = False
+        if name == "logged_out":
             self._hold(slot, "logged_out", forget=True)
         elif name == "qr_timeout":
             self._hold(slot, "qr_timeout")
@@ -394,6 +408,7 @@ class Supervisor:
         await asyncio.gather(*(self._stop_process(slot) for slot in running))
         for slot in self.slots.values():
             self._db.submit(_quietly, session_state.mark_stopped, slot.session_id, self._publish)
+        self._db.submit(_quietly, worker_heartbeat.forget, self.worker_id)
         await self._in_db(lambda: None)  # the database thread has saved everything before this
         self._db.shutdown()
         self._spawner.shutdown()

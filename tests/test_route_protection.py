@@ -9,7 +9,9 @@ from tests.conftest import AsgiClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PUBLIC = {"healthz"}  # load balancers call it; it reveals only "ok"
+# Load balancers and orchestrators call them: they reveal only "ok", the names of failing checks and
+# the age of the worker heartbeat.
+PUBLIC = {"healthz", "readyz"}
 SAMPLE = {"session_id": "tienda_lima", "message_id": "00000000-0000-0000-0000-000000000000"}
 
 

@@ -7,6 +7,9 @@ import tempfile
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from .log_format import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -31,6 +34,9 @@ EMBEDDED_WORKER = env.bool("EMBEDDED_WORKER", default=True)
 SESSIONS_DIR = Path(env("SESSIONS_DIR", default=str(BASE_DIR / "sessions")))
 SESSIONS_CONFIG = Path(env("SESSIONS_CONFIG", default=str(BASE_DIR / "sessions.config.json")))
 
+# Where `manage.py backup_sessions` writes its archives unless --output says otherwise.
+BACKUP_DIR = Path(env("BACKUP_DIR", default=str(BASE_DIR / "backups")))
+
 # The session supervisor (sessions_app.supervisor). Times in seconds.
 SESSION_HEARTBEAT_SECONDS = env.float("SESSION_HEARTBEAT_SECONDS", default=2.0)
 # A session process silent this long is killed and replaced.
@@ -48,6 +54,9 @@ SESSION_POLL_SECONDS = env.float("SESSION_POLL_SECONDS", default=0.5)
 SESSION_STOP_TIMEOUT_SECONDS = env.float("SESSION_STOP_TIMEOUT_SECONDS", default=5.0)
 # How long an API call (pairing code, logout, delete) waits for the worker to answer.
 SESSION_COMMAND_WAIT_SECONDS = env.float("SESSION_COMMAND_WAIT_SECONDS", default=15.0)
+# The worker writes its heartbeat row this often; /readyz wants one younger than the max age.
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)
+READY_WORKER_MAX_AGE_SECONDS = env.float("READY_WORKER_MAX_AGE_SECONDS", default=30.0)
 # Print each QR in the terminal; default: when DEBUG or when stdout is a terminal.
 PRINT_QR = env.bool("PRINT_QR", default=None)
 
@@ -79,6 +88,11 @@ DISPATCH_SHUTDOWN_GRACE_SECONDS = env.float("DISPATCH_SHUTDOWN_GRACE_SECONDS", d
 SEND_MIN_INTERVAL_SECONDS = env.float("SEND_MIN_INTERVAL_SECONDS", default=2.0)
 SEND_INTERVAL_JITTER_SECONDS = env.float("SEND_INTERVAL_JITTER_SECONDS", default=3.0)
 SEND_HOURLY_CAP = env.int("SEND_HOURLY_CAP", default=300)
+
+# /metrics: a token of its own for Prometheus (default: API_STATIC_TOKEN); the send-latency histogram
+# covers the messages sent in the last METRICS_LATENCY_WINDOW_SECONDS.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_LATENCY_WINDOW_SECONDS = env.float("METRICS_LATENCY_WINDOW_SECONDS", default=300.0)
 
 MAX_PDF_BYTES = env.int("MAX_PDF_BYTES", default=16 * 1024 * 1024)
 # A JSON body carrying MAX_PDF_BYTES in base64, plus room for the other fields.
@@ -221,11 +235,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
-}
+# LOG_FORMAT=json: one JSON object per line (production); text: readable lines (development).
+LOG_FORMAT = env("LOG_FORMAT", default="text")
+LOGGING_CONFIG = "whatsapp_service.log_format.apply"
+try:
+    LOGGING = logging_config(LOG_FORMAT, env("LOG_LEVEL", default="INFO"))
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None

@@ -13,11 +13,14 @@ from sessions_app.views import (
     SessionQrView,
 )
 
-from .health import healthz
+from .health import healthz, readyz
+from .metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/send-pdf", SendPdfView.as_view(), name="send-pdf"),
     path("api/messages/<str:message_id>", MessageDetailView.as_view(), name="message-detail"),
     path("api/sessions", SessionListView.as_view(), name="session-list"),

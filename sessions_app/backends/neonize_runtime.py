@@ -8,6 +8,9 @@ threads when the library is loaded, and threads do not survive a fork, so it can
 
 Importing neonize also configures the root logger at INFO and starts a thread that forwards whatsmeow's
 log lines; the first is undone here, the second is restarted in the child (a forked child has no threads).
+whatsmeow's lines then reach the service's logging as loggers `whatsmeow.*`; neonize's print() of each
+login status becomes a debug record, and anything else written to stdout is turned into records by the
+session process (session_process._stdout_into_logging).
 """
 
 import ctypes
@@ -17,7 +20,10 @@ import os
 import queue
 import threading
 
-NEONIZE_LOG_LEVEL = logging.WARNING
+# whatsmeow is chatty at INFO; WHATSMEOW_LOG_LEVEL=DEBUG (or INFO) shows what it does, for diagnosis.
+NEONIZE_LOG_LEVEL = logging.getLevelName(os.environ.get("WHATSMEOW_LOG_LEVEL", "WARNING").upper())
+if not isinstance(NEONIZE_LOG_LEVEL, int):
+    NEONIZE_LOG_LEVEL = logging.WARNING
 _GO_LOCK = threading.Lock()
 
 
@@ -41,8 +47,14 @@ def _import_python_side() -> None:
     # "neonize.utils.log" is set by name because connect() passes that logger's own level to Go.
     for name in ("neonize", "neonize.utils.log", "whatsmeow", "Whatsmeow"):
         logging.getLogger(name).setLevel(NEONIZE_LOG_LEVEL)
+    # neonize print()s every login status; a log record instead.
+    neonize.client.NewClient._NewClient__onLoginStatus = _log_login_status
     # Sessions send documents only; the warning that ffmpeg (for stickers and video) is missing is noise.
     logging.getLogger("neonize.utils.ffmpeg").setLevel(logging.ERROR)
+
+
+def _log_login_status(client, uuid, status) -> None:
+    logging.getLogger("neonize.client").debug("login status %s", status)
 
 
 _import_python_side()

@@ -1,5 +1,6 @@
 """`manage.py serve`: the service's HTTP and WebSocket server (uvicorn with httptools and uvloop)."""
 
+import logging
 import sys
 
 from django.conf import settings
@@ -44,7 +45,9 @@ class Command(BaseCommand):
             self.stderr.write(self.style.ERROR("Cannot start: --workers > 1 needs REDIS_URL."))
             sys.exit(2)
         port = port or settings.PORT
-        self.stdout.write(f"Serving on http://{host}:{port}/ (API docs at /api/docs/, admin at /admin/)")
+        logging.getLogger(__name__).info(
+            "Serving on http://%s:%s/ (API docs at /api/docs/, admin at /admin/)", host, port
+        )
         uvicorn.run(
             "whatsapp_service.asgi:application",
             host=host,
@@ -55,5 +58,6 @@ class Command(BaseCommand):
             ws="websockets",
             lifespan="on",
             log_level="warning",
+            log_config=None,  # uvicorn's lines go through the service's logging (LOG_FORMAT)
             server_header=False,
         )
