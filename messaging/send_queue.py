@@ -19,6 +19,8 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from webhooks.events import message_statuses_changed
+
 from .models import MessagePayload, MessageStatus, OutgoingMessage
 
 ACTIVE = (MessageStatus.QUEUED, MessageStatus.SENDING)
@@ -91,16 +93,24 @@ def _release() -> dict:
 def record_sent(pk: int, owner: str, wa_message_id: str, wa_timestamp: float | None) -> bool:
     sent_at = timezone.now()
     stamp = datetime.fromtimestamp(wa_timestamp, tz=dt_timezone.utc) if wa_timestamp else None
-    return bool(
-        _mine(pk, owner).update(
-            status=MessageStatus.SENT, wa_message_id=wa_message_id, wa_timestamp=stamp, sent_at=sent_at,
-            error="", next_attempt_at=None, **_release(),
+    with transaction.atomic():
+        done = bool(
+            _mine(pk, owner).update(
+                status=MessageStatus.SENT, wa_message_id=wa_message_id, wa_timestamp=stamp, sent_at=sent_at,
+                error="", next_attempt_at=None, **_release(),
+            )
         )
-    )
+        if done:
+            message_statuses_changed(OutgoingMessage.objects.filter(pk=pk))
+    return done
 
 
 def record_failed(pk: int, owner: str, error: str) -> bool:
-    return bool(_mine(pk, owner).update(status=MessageStatus.FAILED, error=error, next_attempt_at=None, **_release()))
+    with transaction.atomic():
+        done = bool(_mine(pk, owner).update(status=MessageStatus.FAILED, error=error, next_attempt_at=None, **_release()))
+        if done:
+            message_statuses_changed(OutgoingMessage.objects.filter(pk=pk))
+    return done
 
 
 def retry_delay(attempts: int) -> float:
@@ -135,12 +145,14 @@ def apply_receipt(wa_message_ids: list[str], kind: str, timestamp: float | None)
     no sent message (yet)."""
     at = datetime.fromtimestamp(timestamp, tz=dt_timezone.utc) if timestamp else timezone.now()
     rows = OutgoingMessage.objects.filter(wa_message_id__in=wa_message_ids)
-    if kind == "delivered":
-        rows.filter(status=MessageStatus.SENT).update(status=MessageStatus.DELIVERED, delivered_at=at, updated_at=at)
-    elif kind in ("read", "played"):
-        rows.filter(status__in=[MessageStatus.SENT, MessageStatus.DELIVERED]).update(
-            status=MessageStatus.READ, read_at=at, delivered_at=Coalesce("delivered_at", at), updated_at=at
-        )
+    with transaction.atomic():
+        if kind == "delivered":
+            rows.filter(status=MessageStatus.SENT).update(status=MessageStatus.DELIVERED, delivered_at=at, updated_at=at)
+        elif kind in ("read", "played"):
+            rows.filter(status__in=[MessageStatus.SENT, MessageStatus.DELIVERED]).update(
+                status=MessageStatus.READ, read_at=at, delivered_at=Coalesce("delivered_at", at), updated_at=at
+            )
+        message_statuses_changed(rows)  # statuses already announced are not announced again
     known = set(OutgoingMessage.objects.filter(wa_message_id__in=wa_message_ids).values_list("wa_message_id", flat=True))
     return set(wa_message_ids) - known
 
@@ -177,9 +189,14 @@ def next_due_at(session_id: str) -> datetime | None:
 def fail_waiting_for_unlinked_sessions(session_ids: list[str], older_than_seconds: float) -> int:
     """Messages of sessions that are logged out (or banned) wait for a new link, but not forever."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    return OutgoingMessage.objects.filter(
-        session_id__in=session_ids, status=MessageStatus.QUEUED, created_at__lt=cutoff
-    ).update(status=MessageStatus.FAILED, error="session_logged_out", next_attempt_at=None, updated_at=timezone.now())
+    with transaction.atomic():
+        rows = OutgoingMessage.objects.filter(session_id__in=session_ids, status=MessageStatus.QUEUED, created_at__lt=cutoff)
+        pks = list(rows.values_list("pk", flat=True))
+        count = OutgoingMessage.objects.filter(pk__in=pks, status=MessageStatus.QUEUED).update(
+            status=MessageStatus.FAILED, error="session_logged_out", next_attempt_at=None, updated_at=timezone.now()
+        )
+        message_statuses_changed(OutgoingMessage.objects.filter(pk__in=pks, status=MessageStatus.FAILED))
+    return count
 
 
 def sent_in_last_hour(session_id: str) -> list[datetime]:

@@ -24,6 +24,9 @@ class WhatsAppSession(models.Model):
     qr = models.TextField(_("QR pendiente"), blank=True, default="")
     qr_updated_at = models.DateTimeField(_("QR actualizado"), null=True, blank=True)
     last_error = models.TextField(_("último error"), blank=True, default="")
+    # From sessions.config.json ("webhookUrls"): receivers of this session's status webhooks,
+    # besides WEBHOOK_URLS.
+    webhook_urls = models.JSONField(_("webhooks"), default=list, blank=True)
     in_config = models.BooleanField(_("en el archivo de configuración"), default=True)
     # Set by whoever wants the session (re)started (a WebSocket opening, an admin); the supervisor
     # starts a stopped, logged-out or timed-out session when this is newer than its last start.
