@@ -3,14 +3,18 @@ own (`manage.py deliver_webhooks`, started and watched by the worker, see webhoo
 CPU priority, so a receiver that is slow, down or busy never takes time from sending.
 
 One task per receiver URL posts that URL's due events one after another, in the order they were
-written (webhooks.outbox keeps a subject's events in order across retries). 2xx is delivered; a
-network error, a timeout, 408, 429 or 5xx is retried with exponential backoff and jitter (at least
-the receiver's Retry-After) until the retry window ends; any other answer (3xx, 4xx) is final. Both
-end `dead`, visible in the admin, which can redeliver. Delivery is at least once: a worker that dies
+written (webhooks.outbox keeps a subject's events in order across retries). 2xx is delivered; any
+other 3xx or 4xx than 408 and 429 is final (`dead`). A network error, a timeout, 408, 429 or 5xx
+means the receiver is in trouble: that URL is left alone for an exponential backoff with jitter (at
+least its Retry-After), then its oldest event is tried again, and so on; a receiver that is down
+costs one attempt per backoff, not one per event, so it adds almost no work beside the sending.
+Events whose retry window (from when they were written) ends are `dead`, visible in the admin, which
+can redeliver them. Delivery is at least once: a worker that dies
 mid-post leaves a lease that expires, and the event goes out again (receivers dedupe by X-Webhook-Id).
 """
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -28,6 +32,7 @@ from . import outbox, signing
 log = logging.getLogger(__name__)
 
 BATCH = 50
+GATHER_SECONDS = 0.2
 _current = None  # this process's Deliverer, or the worker's DelivererProcess (webhooks.process)
 
 
@@ -55,6 +60,8 @@ class Deliverer:
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._drains: dict[str, asyncio.Task] = {}
+        self._failures: dict[str, int] = {}  # url -> failed attempts in a row
+        self._paused: dict[str, float] = {}  # url -> loop time until which it is left alone
         self._db = ThreadPoolExecutor(1, thread_name_prefix="webhooks-db")
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -94,11 +101,18 @@ class Deliverer:
                 self._wake.clear()
                 wait = settings.WEBHOOK_POLL_SECONDS
                 try:
+                    await asyncio.sleep(GATHER_SECONDS)  # events come in bursts: fewer, larger batches
+                    now = loop.time()
                     for url in await self._in_db(outbox.urls_with_due_events):
                         task = self._drains.get(url)
-                        if task is None or task.done():
+                        if self._paused.get(url, 0.0) <= now and (task is None or task.done()):
                             self._drains[url] = asyncio.create_task(self._drain(url))
                     wait = await self._in_db(outbox.next_due_in, settings.WEBHOOK_POLL_SECONDS)
+                    paused = [until - now for until in self._paused.values() if until > now]
+                    wait = min([wait, *paused])
+                    dead = await self._in_db(outbox.close_windows)
+                    if dead:
+                        log.warning("webhooks: %d event(s) dead: their retry window ended", dead)
                 except Exception:
                     log.exception("webhooks: reading the outbox failed; retrying")
                 # An event due but waiting behind its subject's retry must not make this spin.
@@ -134,24 +148,31 @@ class Deliverer:
                 return
             if not batch:
                 return
-            outcomes, failed_subjects = [], set()
+            outcomes, in_trouble = [], False
             for item in batch:
-                if self._stopping or item.subject in failed_subjects:
+                if self._stopping or in_trouble:
                     outcomes.append(outbox.Outcome(item.pk, None, "", attempted=False))
                     continue
                 outcome = await self._post(item)
+                if outcome.delivered or outcome.permanent:
+                    self._failures.pop(url, None)
+                else:  # the receiver is in trouble: leave it alone for a while
+                    failures = self._failures[url] = self._failures.get(url, 0) + 1
+                    delay = max(outbox.retry_delay(failures), min(outcome.retry_in, settings.WEBHOOK_RETRY_MAX_SECONDS))
+                    outcome = dataclasses.replace(outcome, retry_in=delay)
+                    self._paused[url] = asyncio.get_running_loop().time() + delay
+                    in_trouble = True
                 outcomes.append(outcome)
-                if not outcome.delivered:
-                    failed_subjects.add(item.subject)
             try:
                 dead = await self._in_db(outbox.record, {c.pk: c for c in batch}, outcomes)
             except Exception:
                 log.exception("webhooks: recording deliveries to %s failed (their leases expire)", _host(url))
                 return
-            failures = [o for o in outcomes if o.attempted and not o.delivered]
-            if failures:
-                log.warning("webhooks: %d of %d event(s) to %s failed (%s); %d now dead",
-                            len(failures), len(outcomes), _host(url), failures[0].error[:200], len(dead))
+            failed = [o for o in outcomes if o.attempted and not o.delivered]
+            if failed:
+                log.warning("webhooks: %s answered %s; %d event(s) now dead", _host(url), failed[0].error[:200], len(dead))
+            if in_trouble:
+                return
 
     async def _post(self, item: outbox.Claimed) -> outbox.Outcome:
         headers = signing.signed_headers(settings.WEBHOOK_SECRET, item.body, item.event, item.event_id)
@@ -166,7 +187,7 @@ class Deliverer:
             return outbox.Outcome(item.pk, code, "", delivered=True)
         return outbox.Outcome(
             item.pk, code, f"HTTP {code}: {response.text[:300]}",
-            retry_after=_retry_after(response), permanent=300 <= code < 500 and code not in (408, 429),
+            retry_in=_retry_after(response), permanent=300 <= code < 500 and code not in (408, 429),
         )
 
     async def _in_db(self, fn, *args):
@@ -179,6 +200,6 @@ def _with_connection(fn, *args):
     return fn(*args)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: httpx.Response) -> float:
     value = response.headers.get("retry-after", "")
-    return float(value) if value.strip().isdigit() else None
+    return float(value) if value.strip().isdigit() else 0.0

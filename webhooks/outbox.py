@@ -12,7 +12,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from .models import DeliveryStatus, WebhookDelivery
@@ -38,7 +39,7 @@ class Outcome:
     status_code: int | None
     error: str  # "" when delivered
     delivered: bool = False
-    retry_after: float | None = None  # the receiver's Retry-After, seconds
+    retry_in: float = 0.0  # when to try again (the receiver's backoff, at least its Retry-After)
     permanent: bool = False  # no retry (a 4xx other than 408/429)
     attempted: bool = True  # False: not tried (an earlier event of its subject failed in this batch)
 
@@ -125,7 +126,7 @@ def record(claimed: dict[int, Claimed], outcomes: list[Outcome]) -> list[int]:
             if o.delivered:
                 row.update(status=DeliveryStatus.DELIVERED, delivered_at=now, **result)
                 continue
-            delay = max(retry_delay(attempts), min(o.retry_after or 0.0, settings.WEBHOOK_RETRY_MAX_SECONDS))
+            delay = o.retry_in
             window_ends = c.window_started_at + settings.WEBHOOK_RETRY_WINDOW_SECONDS
             if o.permanent or now.timestamp() + delay > window_ends:
                 row.update(status=DeliveryStatus.DEAD, **result)
@@ -133,6 +134,21 @@ def record(claimed: dict[int, Claimed], outcomes: list[Outcome]) -> list[int]:
             else:
                 row.update(next_attempt_at=now + timedelta(seconds=delay), **result)
     return dead
+
+
+def close_windows() -> int:
+    """Events whose retry window ended without an attempt that worked (their receiver stayed down)
+    are dead. A read first: on SQLite an UPDATE takes the write lock even when it matches nothing."""
+    cutoff = timezone.now() - timedelta(seconds=settings.WEBHOOK_RETRY_WINDOW_SECONDS)
+    expired = WebhookDelivery.objects.filter(_free(timezone.now()), status=DeliveryStatus.PENDING,
+                                             window_started_at__lt=cutoff)
+    if not expired.exists():
+        return 0
+    with transaction.atomic():
+        return expired.update(
+            status=DeliveryStatus.DEAD,
+            last_error=Concat(Value("retry window ended; receiver: "), "last_error"),
+        )
 
 
 def redeliver(*, delivery_ids: list[int]) -> int:

@@ -129,8 +129,8 @@ def test_receiver_down_for_the_whole_window_ends_dead_without_slowing_sending(
         print(f"\n{n} PDFs: {n / baseline:.1f}/s without webhooks, {n / with_dead_receiver:.1f}/s with the receiver down")
     assert len(rows) >= 1 + 2 * n - 5  # connected, and sent + delivered of each (receipts may still come)
     assert {r.status for r in rows} == {DeliveryStatus.DEAD}
-    # Each tried until its window closed (events written late in the run have a short one left).
-    assert all(r.attempts >= 1 and r.last_status_code is None and r.last_error for r in rows)
+    # The receiver was tried with backoff, its oldest event each time; every event's window closed.
+    assert all(r.last_status_code is None and r.last_error for r in rows)
     assert max(r.attempts for r in rows) >= 3
     assert with_dead_receiver < baseline * 1.5 + 2.0
     assert sorted(r.event_id for r in redelivered) == sorted(str(r.event_id) for r in rows)
