@@ -35,6 +35,7 @@ class Claimed:
     file_name: str
     caption: str
     mimetype: str
+    kind: str  # document, or text (data is then the text in UTF-8)
     attempts: int  # including this one
     resumed: bool  # an earlier attempt's sender vanished: it may have gone out
     data: bytes
@@ -65,7 +66,7 @@ def claim_next(session_id: str, owner: str, lease_seconds: float) -> Claimed | N
         if not won:
             return None
     message = OutgoingMessage.objects.only(
-        "message_id", "session_id", "to", "file_name", "caption", "mimetype", "attempts"
+        "message_id", "session_id", "to", "file_name", "caption", "mimetype", "kind", "attempts"
     ).get(pk=row.pk)
     data = MessagePayload.objects.filter(message_id=row.pk).values_list("data", flat=True).first()
     return Claimed(
@@ -76,6 +77,7 @@ def claim_next(session_id: str, owner: str, lease_seconds: float) -> Claimed | N
         file_name=message.file_name,
         caption=message.caption,
         mimetype=message.mimetype,
+        kind=message.kind,
         attempts=message.attempts,
         resumed=row.status == MessageStatus.SENDING,
         data=bytes(data) if data is not None else b"",

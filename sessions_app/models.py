@@ -95,6 +95,8 @@ class SimulatorOutbox(models.Model):
 
     session_id = models.CharField(max_length=64, db_index=True)
     to = models.CharField(max_length=20, db_index=True)
+    kind = models.CharField(max_length=16, default="document")  # or "text"
+    text = models.TextField(blank=True, default="")
     file_name = models.CharField(max_length=255)
     caption = models.TextField(blank=True, default="")
     mimetype = models.CharField(max_length=100, default="application/pdf")
