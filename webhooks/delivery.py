@@ -60,8 +60,6 @@ class Deliverer:
         self._wake: asyncio.Event | None = None
         self._stopping = False
         self._drains: dict[str, asyncio.Task] = {}
-        self._failures: dict[str, int] = {}  # url -> failed attempts in a row
-        self._paused: dict[str, float] = {}  # url -> loop time until which it is left alone
         self._db = ThreadPoolExecutor(1, thread_name_prefix="webhooks-db")
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -102,14 +100,14 @@ class Deliverer:
                 wait = settings.WEBHOOK_POLL_SECONDS
                 try:
                     await asyncio.sleep(GATHER_SECONDS)  # events come in bursts: fewer, larger batches
-                    now = loop.time()
-                    for url in await self._in_db(outbox.urls_with_due_events):
+                    due = await self._in_db(outbox.urls_with_due_events)
+                    if due:
+                        due -= await self._in_db(outbox.urls_backing_off)
+                    for url in due:
                         task = self._drains.get(url)
-                        if self._paused.get(url, 0.0) <= now and (task is None or task.done()):
+                        if task is None or task.done():
                             self._drains[url] = asyncio.create_task(self._drain(url))
                     wait = await self._in_db(outbox.next_due_in, settings.WEBHOOK_POLL_SECONDS)
-                    paused = [until - now for until in self._paused.values() if until > now]
-                    wait = min([wait, *paused])
                     dead = await self._in_db(outbox.close_windows)
                     if dead:
                         log.warning("webhooks: %d event(s) dead: their retry window ended", dead)
@@ -154,13 +152,12 @@ class Deliverer:
                     outcomes.append(outbox.Outcome(item.pk, None, "", attempted=False))
                     continue
                 outcome = await self._post(item)
-                if outcome.delivered or outcome.permanent:
-                    self._failures.pop(url, None)
-                else:  # the receiver is in trouble: leave it alone for a while
-                    failures = self._failures[url] = self._failures.get(url, 0) + 1
-                    delay = max(outbox.retry_delay(failures), min(outcome.retry_in, settings.WEBHOOK_RETRY_MAX_SECONDS))
+                if not outcome.delivered and not outcome.permanent:
+                    # The receiver is in trouble: this event waits its backoff, and the URL's other
+                    # events wait behind it (outbox.urls_backing_off).
+                    delay = max(outbox.retry_delay(item.attempts + 1),
+                                min(outcome.retry_in, settings.WEBHOOK_RETRY_MAX_SECONDS))
                     outcome = dataclasses.replace(outcome, retry_in=delay)
-                    self._paused[url] = asyncio.get_running_loop().time() + delay
                     in_trouble = True
                 outcomes.append(outcome)
             try:

@@ -57,6 +57,16 @@ def urls_with_due_events() -> set[str]:
     )
 
 
+def urls_backing_off() -> set[str]:
+    """URLs whose oldest failed event waits for its next attempt: the receiver is in trouble, and its
+    other events wait too (a redelivered event starts afresh: attempts 0, due now)."""
+    return set(
+        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, attempts__gt=0, next_attempt_at__gt=timezone.now())
+        .values_list("url", flat=True)
+        .distinct()
+    )
+
+
 def next_due_in(default: float) -> float:
     """Seconds until the earliest pending event is due (capped at default)."""
     first = (
