@@ -183,12 +183,12 @@ class Dispatcher:
             if not await self._on_whatsapp(sid, m.to):
                 outcomes.append(record(send_queue.record_failed, pk, owner, "not_on_whatsapp"))
                 return False, False
-            reply = await self.supervisor.call(
-                sid,
-                {"cmd": "send_document", "to": m.to, "data": m.data, "file_name": m.file_name,
-                 "mimetype": m.mimetype, "caption": m.caption, "ref": m.message_id},
-                settings.DISPATCH_SEND_TIMEOUT_SECONDS,
-            )
+            if m.kind == "text":
+                command = {"cmd": "send_text", "to": m.to, "text": m.data.decode(), "ref": m.message_id}
+            else:
+                command = {"cmd": "send_document", "to": m.to, "data": m.data, "file_name": m.file_name,
+                           "mimetype": m.mimetype, "caption": m.caption, "ref": m.message_id}
+            reply = await self.supervisor.call(sid, command, settings.DISPATCH_SEND_TIMEOUT_SECONDS)
         except SessionUnavailable:
             outcomes.append(record(send_queue.give_back, pk, owner))
             return False, True

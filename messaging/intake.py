@@ -1,4 +1,4 @@
-"""Turning the raw body of POST /api/send-pdf into a validated request, or a precise ApiError.
+"""Turning the raw body of POST /api/send-pdf (or /api/send-text) into a validated request, or a precise ApiError.
 
 Pure: no database, no Django request. Both entry points (the DRF view and the bare ASGI handler)
 call this, so every client sees the same answers.
@@ -22,6 +22,7 @@ from whatsapp_service.errors import ApiError
 DEFAULT_FILE_NAME = "Comprobante.pdf"
 MAX_FILE_NAME = 200
 MAX_CAPTION = 1024
+MAX_TEXT = 4096  # as WhatsApp Cloud API's text messages
 MAX_IDEMPOTENCY_KEY = 255
 _PHONE_TOLERATED = re.compile(r"[\s+\-().]")
 _B64_WHITESPACE = re.compile(rb"\s+")
@@ -30,15 +31,20 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,%d}" % MAX_IDEMPOTENCY_KEY)
 
 
 @dataclass(frozen=True)
-class SendPdfRequest:
+class SendRequest:
     session_id: str
     to: str
-    file_name: str
+    file_name: str  # "" for a text
     caption: str
-    pdf: bytes
+    data: bytes  # the PDF, or the text in UTF-8
     sha256: str
     idempotency_key: str | None
     request_hash: str
+    kind: str = "document"  # or "text"
+
+    @property
+    def mimetype(self) -> str:
+        return "text/plain" if self.kind == "text" else "application/pdf"
 
 
 def too_large() -> ApiError:
@@ -141,26 +147,55 @@ def clean_idempotency_key(value: str | None) -> str | None:
     return value
 
 
-def parse_send_pdf(body: bytes, idempotency_key: str | None = None) -> SendPdfRequest:
-    key = clean_idempotency_key(idempotency_key)
+def _json_with(body: bytes, required: tuple[str, ...]) -> dict:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise ApiError(400, "invalid_json", _("El cuerpo no es JSON válido.")) from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", _("El cuerpo debe ser un objeto JSON."))
-
-    missing = [f for f in ("sessionId", "to", "pdfBase64") if data.get(f) in (None, "")]
+    missing = [f for f in required if data.get(f) in (None, "")]
     if missing:
         raise ApiError(
             400,
             "missing_parameters",
             _("Faltan parámetros obligatorios: %(fields)s.") % {"fields": ", ".join(missing)},
         )
+    return data
+
+
+def _session_id(value: object) -> str:
     try:
-        session_id = validate_session_id(data["sessionId"])
+        return validate_session_id(value)
     except InvalidSessionId:
         raise invalid_session_id_error() from None
+
+
+def parse_send_text(body: bytes, idempotency_key: str | None = None) -> SendRequest:
+    key = clean_idempotency_key(idempotency_key)
+    data = _json_with(body, ("sessionId", "to", "text"))
+    session_id = _session_id(data["sessionId"])
+    to = normalize_phone(data["to"])
+    text = data["text"]
+    if not isinstance(text, str) or not text.strip():
+        raise ApiError(400, "invalid_text", _("'text' debe ser texto no vacío."))
+    if len(text) > MAX_TEXT:
+        raise ApiError(
+            400, "text_too_long", _("'text' es demasiado largo (máximo %(max)s caracteres).") % {"max": MAX_TEXT}
+        )
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate escaped in the JSON
+        raise ApiError(400, "invalid_text", _("'text' no es texto Unicode válido.")) from None
+    digest = hashlib.sha256(encoded).hexdigest()
+    request_hash = hashlib.sha256(orjson.dumps(["text", session_id, to, digest])).hexdigest()
+    return SendRequest(session_id, to, "", "", encoded, digest, key, request_hash, kind="text")
+
+
+def parse_send_pdf(body: bytes, idempotency_key: str | None = None) -> SendRequest:
+    key = clean_idempotency_key(idempotency_key)
+    data = _json_with(body, ("sessionId", "to", "pdfBase64"))
+    session_id = _session_id(data["sessionId"])
     to = normalize_phone(data["to"])
     file_name = clean_file_name(data.get("fileName"))
     caption = data.get("caption") or ""
@@ -173,4 +208,4 @@ def parse_send_pdf(body: bytes, idempotency_key: str | None = None) -> SendPdfRe
     request_hash = hashlib.sha256(
         orjson.dumps([session_id, to, file_name, caption, digest])
     ).hexdigest()
-    return SendPdfRequest(session_id, to, file_name, caption, pdf, digest, key, request_hash)
+    return SendRequest(session_id, to, file_name, caption, pdf, digest, key, request_hash)

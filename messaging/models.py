@@ -25,8 +25,13 @@ STATUS_RANK = {
 }
 
 
+class MessageKind(models.TextChoices):
+    DOCUMENT = "document", _("documento")
+    TEXT = "text", _("texto")
+
+
 class OutgoingMessage(models.Model):
-    """One document to send. The bytes live in MessagePayload so listing and claiming never load them."""
+    """One document (or text) to send. The bytes live in MessagePayload so listing and claiming never load them."""
 
     id = models.BigAutoField(primary_key=True)  # FIFO order per session
     message_id = models.UUIDField(_("id de mensaje"), default=uuid.uuid4, unique=True, editable=False)
@@ -34,6 +39,7 @@ class OutgoingMessage(models.Model):
         WhatsAppSession, on_delete=models.PROTECT, related_name="messages", verbose_name=_("sesión")
     )
     to = models.CharField(_("destinatario"), max_length=20)
+    kind = models.CharField(_("tipo"), max_length=16, choices=MessageKind.choices, default=MessageKind.DOCUMENT)
     file_name = models.CharField(_("nombre de archivo"), max_length=255)
     caption = models.TextField(_("texto"), blank=True, default="")
     mimetype = models.CharField(max_length=100, default="application/pdf")
@@ -81,7 +87,7 @@ class OutgoingMessage(models.Model):
 
 
 class MessagePayload(models.Model):
-    """The document bytes of one message, kept apart from the queue rows."""
+    """The document bytes (or the UTF-8 text) of one message, kept apart from the queue rows."""
 
     message = models.OneToOneField(
         OutgoingMessage, on_delete=models.CASCADE, primary_key=True, related_name="payload"

@@ -1,6 +1,6 @@
 """Group commit into the durable queue.
 
-Every accepted send-pdf request goes through `enqueue()`: one writer thread per process takes all the
+Every accepted send-pdf (and send-text) request goes through `enqueue()`: one writer thread per process takes all the
 requests waiting at that moment and commits them in one transaction; each caller gets its answer only
 after the commit that holds its row. Durable and fast: the commit (an fsync on SQLite) is paid once
 per batch instead of once per request.
@@ -23,7 +23,7 @@ from sessions_app.models import WhatsAppSession
 from sessions_app.selectors import unknown_session_error
 from whatsapp_service.errors import ApiError
 
-from .intake import SendPdfRequest
+from .intake import SendRequest
 from .models import MessagePayload, OutgoingMessage
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def idempotency_conflict() -> ApiError:
 class _Item:
     __slots__ = ("request", "future")
 
-    def __init__(self, request: SendPdfRequest):
+    def __init__(self, request: SendRequest):
         self.request = request
         self.future: Future = Future()
 
@@ -63,7 +63,7 @@ class QueueWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def submit(self, request: SendPdfRequest) -> Future:
+    def submit(self, request: SendRequest) -> Future:
         item = _Item(request)
         self._queue.put(item)
         self._ensure_thread()
@@ -90,7 +90,7 @@ class QueueWriter:
         batch = [self._queue.get()]
         size = 0
         while batch[-1] is not _STOP and len(batch) < MAX_BATCH_ITEMS and size < MAX_BATCH_BYTES:
-            size += len(batch[-1].request.pdf)
+            size += len(batch[-1].request.data)
             try:
                 batch.append(self._queue.get_nowait())
             except queue.Empty:
@@ -143,7 +143,7 @@ def _checkpoint_forever(interval: float = 0.5) -> None:
             connection.close()
 
 
-def write_batch(requests: list[SendPdfRequest]) -> list[Enqueued | ApiError]:
+def write_batch(requests: list[SendRequest]) -> list[Enqueued | ApiError]:
     """Commit the acceptable requests of a batch in one transaction; answers in the same order."""
     try:
         with transaction.atomic():
@@ -158,7 +158,7 @@ def write_batch(requests: list[SendPdfRequest]) -> list[Enqueued | ApiError]:
         return results
 
 
-def _write(requests: list[SendPdfRequest]) -> list[Enqueued | ApiError]:
+def _write(requests: list[SendRequest]) -> list[Enqueued | ApiError]:
     session_ids = {r.session_id for r in requests}
     known = set(
         WhatsAppSession.objects.filter(session_id__in=session_ids, in_config=True).values_list(
@@ -178,7 +178,7 @@ def _write(requests: list[SendPdfRequest]) -> list[Enqueued | ApiError]:
 
     results: list[Enqueued | ApiError | None] = []
     rows: list[OutgoingMessage] = []
-    row_requests: list[SendPdfRequest] = []
+    row_requests: list[SendRequest] = []
     for r in requests:
         if r.session_id not in known:
             results.append(unknown_session_error(r.session_id))
@@ -193,9 +193,11 @@ def _write(requests: list[SendPdfRequest]) -> list[Enqueued | ApiError]:
             message_id=uuid.uuid4(),
             session_id=r.session_id,
             to=r.to,
+            kind=r.kind,
             file_name=r.file_name,
             caption=r.caption,
-            size=len(r.pdf),
+            mimetype=r.mimetype,
+            size=len(r.data),
             sha256=r.sha256,
             idempotency_key=r.idempotency_key,
             request_hash=r.request_hash,
@@ -207,7 +209,7 @@ def _write(requests: list[SendPdfRequest]) -> list[Enqueued | ApiError]:
         results.append(Enqueued(row.message_id, True))
     if rows:
         OutgoingMessage.objects.bulk_create(rows)
-        _insert_payloads([(row.pk, r.pdf) for row, r in zip(rows, row_requests)])
+        _insert_payloads([(row.pk, r.data) for row, r in zip(rows, row_requests)])
     return results  # type: ignore[return-value]
 
 
@@ -227,12 +229,12 @@ def _insert_payloads(pairs: list[tuple[int, bytes]]) -> None:
 _writer = QueueWriter()
 
 
-def enqueue(request: SendPdfRequest, timeout: float = 30.0) -> Enqueued:
+def enqueue(request: SendRequest, timeout: float = 30.0) -> Enqueued:
     """Commit the request to the queue (or find its idempotent twin). Raises ApiError."""
     return _writer.submit(request).result(timeout=timeout)
 
 
-async def enqueue_async(request: SendPdfRequest) -> Enqueued:
+async def enqueue_async(request: SendRequest) -> Enqueued:
     return await asyncio.wrap_future(_writer.submit(request))
 
 

@@ -19,6 +19,8 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from webhooks.events import message_statuses_changed
+
 from .models import MessagePayload, MessageStatus, OutgoingMessage
 
 ACTIVE = (MessageStatus.QUEUED, MessageStatus.SENDING)
@@ -33,6 +35,7 @@ class Claimed:
     file_name: str
     caption: str
     mimetype: str
+    kind: str  # document, or text (data is then the text in UTF-8)
     attempts: int  # including this one
     resumed: bool  # an earlier attempt's sender vanished: it may have gone out
     data: bytes
@@ -48,8 +51,8 @@ def claim_batch(session_id: str, owner: str, lease_seconds: float, limit: int = 
     """Claim up to `limit` of the session's due messages, oldest first, in one transaction."""
     now = timezone.now()
     expires = now + timedelta(seconds=lease_seconds)
-    fields = ("id", "message_id", "session_id", "to", "file_name", "caption", "mimetype", "attempts", "status",
-              "lease_owner")
+    fields = ("id", "message_id", "session_id", "to", "file_name", "caption", "mimetype", "kind", "attempts",
+              "status", "lease_owner")
     with transaction.atomic():
         head = OutgoingMessage.objects.filter(_due(now), session_id=session_id).order_by("id")
         if connection.features.has_select_for_update_skip_locked:
@@ -72,7 +75,7 @@ def claim_batch(session_id: str, owner: str, lease_seconds: float, limit: int = 
     return [
         Claimed(
             pk=r.pk, message_id=str(r.message_id), session_id=r.session_id, to=r.to, file_name=r.file_name,
-            caption=r.caption, mimetype=r.mimetype, attempts=r.attempts + 1,
+            caption=r.caption, mimetype=r.mimetype, kind=r.kind, attempts=r.attempts + 1,
             resumed=r.status == MessageStatus.SENDING, data=bytes(payloads.get(r.pk) or b""),
         )
         for r in rows
@@ -109,9 +112,14 @@ def record_sent_many(owner: str, sends: list[tuple[int, str, float | None]]) -> 
         (MessageStatus.SENT, wa_id, ops.adapt_datetimefield_value(_stamp(ts)), now, now, pk, MessageStatus.SENDING, owner)
         for pk, wa_id, ts in sends
     ]
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         cursor.executemany(sql, params)
-        return cursor.rowcount
+        changed = cursor.rowcount
+        if changed:  # a row already announced as sent is not announced again
+            message_statuses_changed(
+                OutgoingMessage.objects.filter(pk__in=[pk for pk, _, _ in sends], status=MessageStatus.SENT)
+            )
+    return changed
 
 
 def _stamp(unix: float | None) -> datetime | None:
@@ -119,7 +127,11 @@ def _stamp(unix: float | None) -> datetime | None:
 
 
 def record_failed(pk: int, owner: str, error: str) -> bool:
-    return bool(_mine(pk, owner).update(status=MessageStatus.FAILED, error=error, next_attempt_at=None, **_release()))
+    with transaction.atomic():
+        done = bool(_mine(pk, owner).update(status=MessageStatus.FAILED, error=error, next_attempt_at=None, **_release()))
+        if done:
+            message_statuses_changed(OutgoingMessage.objects.filter(pk=pk))
+    return done
 
 
 def retry_delay(attempts: int) -> float:
@@ -154,12 +166,14 @@ def apply_receipt(wa_message_ids: list[str], kind: str, timestamp: float | None)
     no sent message (yet)."""
     at = datetime.fromtimestamp(timestamp, tz=dt_timezone.utc) if timestamp else timezone.now()
     rows = OutgoingMessage.objects.filter(wa_message_id__in=wa_message_ids)
-    if kind == "delivered":
-        rows.filter(status=MessageStatus.SENT).update(status=MessageStatus.DELIVERED, delivered_at=at, updated_at=at)
-    elif kind in ("read", "played"):
-        rows.filter(status__in=[MessageStatus.SENT, MessageStatus.DELIVERED]).update(
-            status=MessageStatus.READ, read_at=at, delivered_at=Coalesce("delivered_at", at), updated_at=at
-        )
+    with transaction.atomic():
+        if kind == "delivered":
+            rows.filter(status=MessageStatus.SENT).update(status=MessageStatus.DELIVERED, delivered_at=at, updated_at=at)
+        elif kind in ("read", "played"):
+            rows.filter(status__in=[MessageStatus.SENT, MessageStatus.DELIVERED]).update(
+                status=MessageStatus.READ, read_at=at, delivered_at=Coalesce("delivered_at", at), updated_at=at
+            )
+        message_statuses_changed(rows)  # statuses already announced are not announced again
     known = set(OutgoingMessage.objects.filter(wa_message_id__in=wa_message_ids).values_list("wa_message_id", flat=True))
     return set(wa_message_ids) - known
 
@@ -196,9 +210,14 @@ def next_due_at(session_id: str) -> datetime | None:
 def fail_waiting_for_unlinked_sessions(session_ids: list[str], older_than_seconds: float) -> int:
     """Messages of sessions that are logged out (or banned) wait for a new link, but not forever."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    return OutgoingMessage.objects.filter(
-        session_id__in=session_ids, status=MessageStatus.QUEUED, created_at__lt=cutoff
-    ).update(status=MessageStatus.FAILED, error="session_logged_out", next_attempt_at=None, updated_at=timezone.now())
+    with transaction.atomic():
+        rows = OutgoingMessage.objects.filter(session_id__in=session_ids, status=MessageStatus.QUEUED, created_at__lt=cutoff)
+        pks = list(rows.values_list("pk", flat=True))
+        count = OutgoingMessage.objects.filter(pk__in=pks, status=MessageStatus.QUEUED).update(
+            status=MessageStatus.FAILED, error="session_logged_out", next_attempt_at=None, updated_at=timezone.now()
+        )
+        message_statuses_changed(OutgoingMessage.objects.filter(pk__in=pks, status=MessageStatus.FAILED))
+    return count
 
 
 def sent_in_last_hour(session_id: str) -> list[datetime]:

@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from whatsapp_service.errors import ApiError
 
-from .intake import check_content_length, parse_send_pdf
+from .intake import MAX_TEXT, check_content_length, parse_send_pdf, parse_send_text
 from .queue_writer import enqueue
 from .wakeups import announce_sync
 from .selectors import message_as_json, messages_without_payload
@@ -62,12 +62,39 @@ class SendPdfView(APIView):
         return Response(accepted_body(accepted.message_id), status=202)
 
 
+class SendTextView(APIView):
+    """Queue a text message for a session: the same queue, pacing, retries, statuses and webhooks as
+    a PDF."""
+
+    class InputSerializer(serializers.Serializer):
+        sessionId = serializers.RegexField(r"^[A-Za-z0-9_-]{1,64}$")
+        to = serializers.CharField(help_text="51987654321; '+', spaces and dashes tolerated")
+        text = serializers.CharField(max_length=MAX_TEXT)
+
+    @extend_schema(
+        operation_id="send_text",
+        request=InputSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={202: SendPdfView.OutputSerializer, 400: ERROR_BODY, 401: ERROR_BODY, 403: ERROR_BODY,
+                   404: ERROR_BODY, 409: ERROR_BODY},
+    )
+    def post(self, request):
+        length = request.META.get("CONTENT_LENGTH")
+        check_content_length(int(length) if length and length.isdigit() else None)
+        message = parse_send_text(request.body, request.headers.get("Idempotency-Key"))
+        accepted = enqueue(message)
+        if accepted.created:
+            announce_sync(message.session_id)
+        return Response(accepted_body(accepted.message_id), status=202)
+
+
 class MessageDetailView(APIView):
     class OutputSerializer(serializers.Serializer):
         messageId = serializers.UUIDField()
         sessionId = serializers.CharField()
         to = serializers.CharField()
-        fileName = serializers.CharField()
+        type = serializers.ChoiceField(["document", "text"])
+        fileName = serializers.CharField(allow_null=True)
         status = serializers.ChoiceField(["queued", "sending", "sent", "delivered", "read", "failed"])
         attempts = serializers.IntegerField()
         waMessageId = serializers.CharField(allow_null=True)

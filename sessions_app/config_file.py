@@ -7,6 +7,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -23,9 +24,13 @@ class ConfigError(Exception):
 class SessionEntry:
     session_id: str
     description: str = ""
+    webhook_urls: tuple[str, ...] = ()  # this session's own status webhook receivers
 
     def as_json(self) -> dict:
-        return {"sessionId": self.session_id, "description": self.description}
+        data = {"sessionId": self.session_id, "description": self.description}
+        if self.webhook_urls:
+            data["webhookUrls"] = list(self.webhook_urls)
+        return data
 
 
 def config_path() -> Path:
@@ -55,8 +60,18 @@ def parse_config(text: str, source: str = "sessions.config.json") -> list[Sessio
         if session_id in seen:
             raise ConfigError(f"{where}: session id {session_id!r} appears twice")
         seen.add(session_id)
-        entries.append(SessionEntry(session_id, description[:255]))
+        urls = item.get("webhookUrls", [])
+        if not isinstance(urls, list) or not all(_is_http_url(u) for u in urls):
+            raise ConfigError(f"{where} ({session_id}): \"webhookUrls\" must be a list of http(s) URLs")
+        entries.append(SessionEntry(session_id, description[:255], tuple(urls)))
     return entries
+
+
+def _is_http_url(value: object) -> bool:
+    if not isinstance(value, str) or len(value) > 2000:
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def read_config(path: Path | None = None) -> list[SessionEntry]:
@@ -132,11 +147,14 @@ def mirror_config_to_db(entries: list[SessionEntry]) -> None:
     for entry in entries:
         row = existing.get(entry.session_id)
         if row is None:
-            WhatsAppSession.objects.create(session_id=entry.session_id, description=entry.description)
-        elif row.description != entry.description or not row.in_config:
+            WhatsAppSession.objects.create(
+                session_id=entry.session_id, description=entry.description, webhook_urls=list(entry.webhook_urls)
+            )
+        elif (row.description, row.webhook_urls, row.in_config) != (entry.description, list(entry.webhook_urls), True):
             row.description = entry.description
+            row.webhook_urls = list(entry.webhook_urls)
             row.in_config = True
-            row.save(update_fields=["description", "in_config", "updated_at"])
+            row.save(update_fields=["description", "webhook_urls", "in_config", "updated_at"])
     WhatsAppSession.objects.exclude(session_id__in=ids).filter(in_config=True).update(in_config=False)
 
 

@@ -24,6 +24,9 @@ class WhatsAppSession(models.Model):
     qr = models.TextField(_("QR pendiente"), blank=True, default="")
     qr_updated_at = models.DateTimeField(_("QR actualizado"), null=True, blank=True)
     last_error = models.TextField(_("último error"), blank=True, default="")
+    # From sessions.config.json ("webhookUrls"): receivers of this session's status webhooks,
+    # besides WEBHOOK_URLS.
+    webhook_urls = models.JSONField(_("webhooks"), default=list, blank=True)
     in_config = models.BooleanField(_("en el archivo de configuración"), default=True)
     # Set by whoever wants the session (re)started (a WebSocket opening, an admin); the supervisor
     # starts a stopped, logged-out or timed-out session when this is newer than its last start.
@@ -109,6 +112,8 @@ class SimulatorOutbox(models.Model):
 
     session_id = models.CharField(max_length=64, db_index=True)
     to = models.CharField(max_length=20, db_index=True)
+    kind = models.CharField(max_length=16, default="document")  # or "text"
+    text = models.TextField(blank=True, default="")
     file_name = models.CharField(max_length=255)
     caption = models.TextField(blank=True, default="")
     mimetype = models.CharField(max_length=100, default="application/pdf")

@@ -7,12 +7,13 @@ Supervisor -> session process (commands). Those with `req_id` get exactly one `r
     {"cmd": "send_document", "req_id": int, "to": "51987654321", "data": bytes, "file_name": str,
      "mimetype": "application/pdf", "caption": str}
         -> reply result {"wa_message_id": str, "timestamp": float (unix seconds, server's)}
+    {"cmd": "send_text", "req_id": int, "to": "51987654321", "text": str}  -> reply as send_document
     {"cmd": "check_numbers", "req_id": int, "numbers": ["51987654321", ...]}
         -> reply result {"51987654321": true, ...}
     {"cmd": "pairing_code", "req_id": int, "phone": "51987654321"}  -> reply result {"code": "ABCD-EFGH"}
     {"cmd": "logout", "req_id": int}                                -> reply result {}
     {"cmd": "lookup_sent", "req_id": int, "refs": [str]}            -> reply result {ref: {"wa_message_id", "timestamp"}}
-        (send_document may carry "ref", the caller's own message id; the session journals it once
+        (send_document and send_text may carry "ref", the caller's own message id; the session journals it once
         WhatsApp acknowledged the send, so after a crash the caller can ask before resending)
     {"cmd": "control", "action": str, "payload": dict}              (no reply; the simulated phone's action,
                                                                      ClientBackend.control)
@@ -43,7 +44,7 @@ Channel layer, group `session.<id>` (see group_name), after the database commit:
 HEARTBEAT_SECONDS = 2.0
 HEARTBEAT_TIMEOUT_SECONDS = 15.0
 
-COMMANDS = {"send_document", "check_numbers", "pairing_code", "logout", "lookup_sent", "control", "stop"}
+COMMANDS = {"send_document", "send_text", "check_numbers", "pairing_code", "logout", "lookup_sent", "control", "stop"}
 EVENTS = {
     "reply", "heartbeat", "qr", "qr_timeout", "paired", "connected", "disconnected", "logged_out",
     "stream_replaced", "temporary_ban", "connect_failure", "keepalive_timeout", "keepalive_restored",

@@ -232,6 +232,11 @@ class _Child:
             if message.get("ref"):
                 self.journal.record(str(message["ref"]), result["wa_message_id"], result.get("timestamp"))
             return result
+        if name == "send_text":
+            result = backend.send_text(message["to"], str(message["text"]))
+            if message.get("ref"):
+                self.journal.record(str(message["ref"]), result["wa_message_id"], result.get("timestamp"))
+            return result
         if name == "check_numbers":
             return backend.check_numbers(list(message["numbers"]))
         if name == "pairing_code":

@@ -134,6 +134,10 @@ def apply_change(session_id: str, change: Change, publish: Publisher = publish_t
                 if reason and announced == "disconnected":
                     message["reason"] = reason
                 messages.append(message)
+            signals.session_status_recorded.send(
+                sender=WhatsAppSession, session_id=session_id, status=change.status, reason=reason,
+                phone=row.phone, webhook_urls=row.webhook_urls,
+            )
             transaction.on_commit(
                 partial(
                     signals.session_status_changed.send,

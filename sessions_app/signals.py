@@ -3,6 +3,9 @@
 
 session_status_changed(session_id: str, status: str, reason: str | None)
     After the commit that changed a session's status (a SessionStatus value).
+session_status_recorded(session_id: str, status: str, reason: str | None, phone: str, webhook_urls: list[str])
+    Inside the transaction that changes a session's status, before it commits: a receiver's writes
+    commit (or roll back) with the change (an exception rolls it back).
 message_receipt(session_id: str, wa_message_ids: list[str], type: str, timestamp: float)
     WhatsApp reported messages sent through the session as "delivered", "read" or "played"
     (timestamp: unix seconds). Sent on the supervisor's event loop: a receiver must not block.
@@ -16,6 +19,7 @@ supervisor_started(supervisor) / supervisor_stopping(supervisor)
 from django.dispatch import Signal
 
 session_status_changed = Signal()
+session_status_recorded = Signal()
 message_receipt = Signal()
 supervisor_started = Signal()
 supervisor_stopping = Signal()

@@ -96,8 +96,10 @@ class SimulatorBanView(SimulatorActionView):
 class OutboxItemSerializer(serializers.Serializer):
     sessionId = serializers.CharField()
     to = serializers.CharField()
+    type = serializers.ChoiceField(["document", "text"])
     fileName = serializers.CharField()
     caption = serializers.CharField()
+    text = serializers.CharField(help_text="a text message's text ('' for a document)")
     sha256 = serializers.CharField()
     size = serializers.IntegerField()
     waMessageId = serializers.CharField()
@@ -126,8 +128,10 @@ class SimulatorOutboxView(SimulatorView):
                 {
                     "sessionId": r.session_id,
                     "to": r.to,
+                    "type": r.kind,
                     "fileName": r.file_name,
                     "caption": r.caption,
+                    "text": r.text,
                     "sha256": r.sha256,
                     "size": r.size,
                     "waMessageId": r.wa_message_id,

@@ -94,6 +94,18 @@ SEND_HOURLY_CAP = env.int("SEND_HOURLY_CAP", default=300)
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 METRICS_LATENCY_WINDOW_SECONDS = env.float("METRICS_LATENCY_WINDOW_SECONDS", default=300.0)
 
+# Status webhooks (webhooks/). WEBHOOK_URLS get the events of every session; a session's own
+# "webhookUrls" in sessions.config.json get its events too. Every request is signed with WEBHOOK_SECRET.
+WEBHOOK_URLS = env.list("WEBHOOK_URLS", default=[])
+WEBHOOK_SECRET = env.str("WEBHOOK_SECRET", default="")
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Retries: base x 2^(attempt-1), capped, with jitter, until WEBHOOK_RETRY_WINDOW_SECONDS after the
+# event; then the delivery is dead (the admin can redeliver it).
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=5.0)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
+WEBHOOK_RETRY_WINDOW_SECONDS = env.float("WEBHOOK_RETRY_WINDOW_SECONDS", default=86400.0)
+WEBHOOK_POLL_SECONDS = env.float("WEBHOOK_POLL_SECONDS", default=2.0)
+
 MAX_PDF_BYTES = env.int("MAX_PDF_BYTES", default=16 * 1024 * 1024)
 # A JSON body carrying MAX_PDF_BYTES in base64, plus room for the other fields.
 MAX_REQUEST_BYTES = (MAX_PDF_BYTES + 2) // 3 * 4 + 64 * 1024
@@ -114,6 +126,7 @@ INSTALLED_APPS = [
     "channels",
     "whatsapp_service",
     "messaging",
+    "webhooks",
 ]
 
 MIDDLEWARE = [

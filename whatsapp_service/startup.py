@@ -18,8 +18,27 @@ def require_token() -> None:
         raise StartupError("API_STATIC_TOKEN is too short: use at least 16 characters.")
 
 
+def require_webhook_secret() -> None:
+    """Status webhooks are signed: receivers configured without a secret (or a guessable one) would get
+    events they cannot trust, so the service does not start."""
+    from urllib.parse import urlsplit
+
+    from sessions_app.models import WhatsAppSession
+
+    for url in settings.WEBHOOK_URLS:
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise StartupError(f"WEBHOOK_URLS: {parts.scheme or '?'}://{parts.hostname or '?'}... is not an http(s) URL.")
+    wanted = bool(settings.WEBHOOK_URLS) or WhatsAppSession.objects.filter(in_config=True).exclude(webhook_urls=[]).exists()
+    if wanted and len(settings.WEBHOOK_SECRET) < 16:
+        raise StartupError(
+            "Webhook URLs are configured but WEBHOOK_SECRET is missing or shorter than 16 characters: "
+            "every webhook is signed with it."
+        )
+
+
 def prepare_service() -> None:
-    """Token present, sessions.config.json valid and mirrored into the database."""
+    """Token present, sessions.config.json valid and mirrored into the database, webhooks signable."""
     from sessions_app.config_file import ConfigError, load_and_mirror
 
     require_token()
@@ -27,3 +46,4 @@ def prepare_service() -> None:
         load_and_mirror()
     except ConfigError as exc:
         raise StartupError(str(exc)) from None
+    require_webhook_secret()

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
-from messaging.views import MessageDetailView, SendPdfView
+from messaging.views import MessageDetailView, SendPdfView, SendTextView
 from sessions_app import linking_views
 from sessions_app import simulator_views
 from sessions_app.views import (
@@ -22,6 +22,7 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
     path("api/send-pdf", SendPdfView.as_view(), name="send-pdf"),
+    path("api/send-text", SendTextView.as_view(), name="send-text"),
     path("api/messages/<str:message_id>", MessageDetailView.as_view(), name="message-detail"),
     path("api/sessions", SessionListView.as_view(), name="session-list"),
     path("api/sessions/<str:session_id>", SessionDetailView.as_view(), name="session-detail"),

@@ -39,6 +39,10 @@ class ClientBackend(abc.ABC):
         """Send and wait for the server's ack: {"wa_message_id": str, "timestamp": float}."""
 
     @abc.abstractmethod
+    def send_text(self, to: str, text: str) -> dict:
+        """Send a text message and wait for the server's ack: {"wa_message_id": str, "timestamp": float}."""
+
+    @abc.abstractmethod
     def check_numbers(self, numbers: list[str]) -> dict[str, bool]:
         """Which of these numbers (digits with country code, no '+') are on WhatsApp."""
 

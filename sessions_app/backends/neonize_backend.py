@@ -165,6 +165,19 @@ class NeonizeBackend(ClientBackend):
                 raise BackendError("send_failed", f"{type(exc).__name__}: {exc}") from exc
         return {"wa_message_id": response.ID, "timestamp": float(response.Timestamp)}
 
+    def send_text(self, to: str, text: str) -> dict:
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+
+        with self._go_call(need_connection=True):
+            jid = self._resolve(to)
+            try:
+                # A Message, not a str: given a str, neonize turns "@digits" into mentions; the
+                # text goes out as written (what send_message builds for plain text).
+                response = self.client.send_message(jid, Message(conversation=text))
+            except Exception as exc:
+                raise BackendError("send_failed", f"{type(exc).__name__}: {exc}") from exc
+        return {"wa_message_id": response.ID, "timestamp": float(response.Timestamp)}
+
     def check_numbers(self, numbers: list[str]) -> dict[str, bool]:
         with self._go_call(need_connection=True):
             found = self._lookup(numbers)

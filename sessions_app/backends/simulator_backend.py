@@ -201,6 +201,12 @@ class SimulatorBackend(ClientBackend):
             raise BackendError("not_connected", "the WhatsApp client is not connected")
 
     def send_document(self, to: str, data: bytes, file_name: str, mimetype: str, caption: str) -> dict:
+        return self._send(to, data, file_name=file_name, caption=caption or "", mimetype=mimetype)
+
+    def send_text(self, to: str, text: str) -> dict:
+        return self._send(to, text.encode(), kind="text", text=text, file_name="", mimetype="text/plain")
+
+    def _send(self, to: str, data: bytes, **fields) -> dict:
         import hashlib
 
         from django.utils import timezone
@@ -219,9 +225,7 @@ class SimulatorBackend(ClientBackend):
         SimulatorOutbox.objects.create(
             session_id=self.session_id,
             to=to,
-            file_name=file_name,
-            caption=caption or "",
-            mimetype=mimetype,
+            **fields,
             sha256=hashlib.sha256(data).hexdigest(),
             size=len(data),
             wa_message_id=wa_message_id,

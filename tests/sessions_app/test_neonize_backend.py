@@ -420,3 +420,49 @@ print(json.dumps({{"event": event["event"], "preloaded": "_upb/_message" in maps
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"event": "connect_failure", "preloaded": True}
+
+
+DEBUG_TIMINGS = ["Queue", "Marshal", "GetParticipants", "GetDevices", "GroupEncrypt", "PeerEncrypt", "Send", "Resp", "Retry"]
+
+
+class GoSendMessage:
+    """Stands in for Go's SendMessage only (the rest of neonize stays real): records what neonize
+    serialized and answers as whatsmeow does once the server acknowledged."""
+
+    def __init__(self, real, error: str = ""):
+        self.real, self.error, self.calls = real, error, []
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def SendMessage(self, uuid, to_bytes, to_len, message_bytes, message_len):
+        from neonize.proto import Neonize_pb2 as pb
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+
+        self.calls.append((pb.JID.FromString(to_bytes[:to_len]), Message.FromString(message_bytes[:message_len])))
+        response = pb.SendResponse(Timestamp=1_700_000_123, ID="3EB0TEXT0001", ServerID=0,
+                                   DebugTimings=pb.MessageDebugTimings(**{f: 0 for f in DEBUG_TIMINGS}), Sender=jid(PHONE))
+        answer = pb.SendMessageReturnFunction(Error=self.error, SendResponse=response if not self.error else None)
+        return answer.SerializeToString()
+
+
+def test_send_text_sends_the_text_as_written_to_the_number_whatsapp_answered_for(backend, recorder):
+    connect_offline(backend)
+    go = GoSendMessage(backend.client._NewClient__client)
+    backend.client._NewClient__client = go
+    backend._jids[PHONE] = jid(PHONE)  # as check_numbers remembered it
+    text = "Su boleta B001-77 (S/ 120.50) ya está lista. Consultas: @51987654321 o ventas@tienda.pe"
+    result = backend.send_text(PHONE, text)
+    assert result == {"wa_message_id": "3EB0TEXT0001", "timestamp": 1_700_000_123.0}
+    (to, message), = go.calls
+    assert (to.User, to.Server) == (PHONE, "s.whatsapp.net")
+    assert message.conversation == text and not message.HasField("extendedTextMessage")  # no mentions made up
+
+
+def test_send_text_failure_is_a_send_failed_error(backend, recorder):
+    connect_offline(backend)
+    backend.client._NewClient__client = GoSendMessage(backend.client._NewClient__client, error="server returned 479")
+    backend._jids[PHONE] = jid(PHONE)
+    with pytest.raises(BackendError) as refused:
+        backend.send_text(PHONE, "hola")
+    assert refused.value.code == "send_failed" and "479" in refused.value.message
