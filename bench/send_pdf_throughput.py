@@ -2,8 +2,10 @@
 
 Starts the service as `make run` does (`manage.py serve`, worker off so only intake is measured) on SQLite
 and, when reachable, on Postgres; optionally the reference Node/Express in-memory server side by side.
-Prints one JSON object. Usage:
-    .venv/bin/python bench/send_pdf_throughput.py [--duration 10] [--connections 16] [--no-node]
+Prints one JSON object. The machine's other work moves these figures by a third from one minute to
+the next, so `--rounds N` runs the servers one after the other N times and reports every round and the
+median, with each server's ratio to Express in the same round. Usage:
+    .venv/bin/python bench/send_pdf_throughput.py [--duration 10] [--connections 16] [--rounds 3] [--no-node]
 """
 
 import argparse
@@ -15,6 +17,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -155,11 +158,13 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--no-node", action="store_true")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     token = secrets.token_urlsafe(24)
     results: dict = {"pdf_bytes": 100_000, "connections": args.connections, "duration_s": args.duration}
+    rounds: list[dict] = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         pdf = b"%PDF-1.4\n" + os.urandom(100_000 - 9)
@@ -167,14 +172,33 @@ def main() -> None:
         body.write_text(json.dumps({"sessionId": "tienda_lima", "to": "51987654321", "fileName": "bench.pdf",
                                     "pdfBase64": base64.b64encode(pdf).decode()}))
         results["body_bytes"] = body.stat().st_size
-        if not args.no_node:
-            results["node_express_in_memory"] = bench_express(body, token, tmp, args)
-        results["sqlite"] = bench_service("sqlite", f"sqlite:///{tmp / 'bench.sqlite3'}", body, token, tmp, args)
-        if subprocess.run([sys.executable, str(ROOT / "scripts/service_up.py"), PG_URL]).returncode == 0:
-            pg = PG_URL.rsplit("/", 1)[0] + "/bench_send_pdf"
-            subprocess.run(["psql", PG_URL, "-qc", "DROP DATABASE IF EXISTS bench_send_pdf"], capture_output=True)
-            subprocess.run(["psql", PG_URL, "-qc", "CREATE DATABASE bench_send_pdf"], capture_output=True, check=True)
-            results["postgres"] = bench_service("postgres", pg, body, token, tmp, args)
+        postgres = subprocess.run([sys.executable, str(ROOT / "scripts/service_up.py"), PG_URL]).returncode == 0
+        for index in range(args.rounds):
+            one: dict = {}
+            run_dir = tmp / f"round{index}"
+            run_dir.mkdir()
+            if not args.no_node:
+                one["node_express_in_memory"] = bench_express(body, token, run_dir, args)
+            one["sqlite"] = bench_service("sqlite", f"sqlite:///{run_dir / 'bench.sqlite3'}", body, token, run_dir, args)
+            if postgres:
+                pg = PG_URL.rsplit("/", 1)[0] + "/bench_send_pdf"
+                subprocess.run(["psql", PG_URL, "-qc", "DROP DATABASE IF EXISTS bench_send_pdf"], capture_output=True)
+                subprocess.run(["psql", PG_URL, "-qc", "CREATE DATABASE bench_send_pdf"], capture_output=True, check=True)
+                one["postgres"] = bench_service("postgres", pg, body, token, run_dir, args)
+            express = (one.get("node_express_in_memory") or {}).get("requests_per_s")
+            for name in ("sqlite", "postgres"):
+                if express and name in one:
+                    one[name]["of_express"] = round(one[name]["requests_per_s"] / express, 2)
+            rounds.append(one)
+    if args.rounds == 1:
+        results.update(rounds[0])
+    else:
+        results["rounds"] = rounds
+        results["median"] = {
+            name: {key: statistics.median(r[name][key] for r in rounds)
+                   for key in ("requests_per_s", "p50_ms", "p99_ms", "of_express") if key in rounds[0][name]}
+            for name in rounds[0] if rounds[0][name]
+        }
     print(json.dumps(results, indent=2))
 
 
