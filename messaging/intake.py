@@ -10,7 +10,6 @@ import unicodedata
 from dataclasses import dataclass
 
 import orjson
-import phonenumbers
 import pybase64
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -18,13 +17,13 @@ from django.utils.translation import gettext as _
 from sessions_app.ids import InvalidSessionId, validate_session_id
 from sessions_app.selectors import invalid_session_id_error
 from whatsapp_service.errors import ApiError
+from whatsapp_service.phones import phone_digits
 
 DEFAULT_FILE_NAME = "Comprobante.pdf"
 MAX_FILE_NAME = 200
 MAX_CAPTION = 1024
 MAX_TEXT = 4096  # as WhatsApp Cloud API's text messages
 MAX_IDEMPOTENCY_KEY = 255
-_PHONE_TOLERATED = re.compile(r"[\s+\-().]")
 _B64_WHITESPACE = re.compile(rb"\s+")
 _DATA_URI = re.compile(rb"^data:[\w.+/-]*;base64,", re.IGNORECASE)
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,%d}" % MAX_IDEMPOTENCY_KEY)
@@ -63,24 +62,11 @@ def check_content_length(length: int | None) -> None:
 
 def normalize_phone(value: object) -> str:
     """Digits with country code; '+', spaces, dashes (and brackets, dots) tolerated."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
         raise ApiError(400, "invalid_phone", _("'to' debe ser un número de teléfono con código de país."))
-    digits = _PHONE_TOLERATED.sub("", value)
-    invalid = ApiError(
-        400,
-        "invalid_phone",
-        _("'to' no es un número válido con código de país (ejemplo: 51987654321)."),
-    )
-    if not digits.isascii() or not digits.isdigit() or not 8 <= len(digits) <= 15:
-        raise invalid
-    try:
-        parsed = phonenumbers.parse("+" + digits)
-    except phonenumbers.NumberParseException:
-        raise invalid from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise invalid
+    digits = phone_digits(value)
+    if digits is None:
+        raise ApiError(400, "invalid_phone", _("'to' no es un número válido con código de país (ejemplo: 51987654321)."))
     return digits
 
 

@@ -53,13 +53,7 @@ class SendPdfView(APIView):
                    404: ERROR_BODY, 409: ERROR_BODY, 413: ERROR_BODY},
     )
     def post(self, request):
-        length = request.META.get("CONTENT_LENGTH")
-        check_content_length(int(length) if length and length.isdigit() else None)
-        message = parse_send_pdf(request.body, request.headers.get("Idempotency-Key"))
-        accepted = enqueue(message)
-        if accepted.created:
-            announce_sync(message.session_id)
-        return Response(accepted_body(accepted.message_id), status=202)
+        return _accept(request, parse_send_pdf)
 
 
 class SendTextView(APIView):
@@ -79,13 +73,7 @@ class SendTextView(APIView):
                    404: ERROR_BODY, 409: ERROR_BODY},
     )
     def post(self, request):
-        length = request.META.get("CONTENT_LENGTH")
-        check_content_length(int(length) if length and length.isdigit() else None)
-        message = parse_send_text(request.body, request.headers.get("Idempotency-Key"))
-        accepted = enqueue(message)
-        if accepted.created:
-            announce_sync(message.session_id)
-        return Response(accepted_body(accepted.message_id), status=202)
+        return _accept(request, parse_send_text)
 
 
 class MessageDetailView(APIView):
@@ -114,3 +102,14 @@ class MessageDetailView(APIView):
         if message is None:
             raise ApiError(404, "unknown_message", _("No existe un mensaje con ese id."))
         return Response(message_as_json(message))
+
+
+def _accept(request, parse) -> Response:
+    """Validate (`parse`: intake.parse_send_pdf or parse_send_text), commit to the queue, answer 202."""
+    length = request.META.get("CONTENT_LENGTH")
+    check_content_length(int(length) if length and length.isdigit() else None)
+    message = parse(request.body, request.headers.get("Idempotency-Key"))
+    accepted = enqueue(message)
+    if accepted.created:
+        announce_sync(message.session_id)
+    return Response(accepted_body(accepted.message_id), status=202)

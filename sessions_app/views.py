@@ -1,6 +1,3 @@
-import re
-
-import phonenumbers
 from django.http import HttpResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
@@ -11,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from whatsapp_service.errors import ApiError
+from whatsapp_service.phones import phone_digits
 
 from . import session_commands
 from .config_file import remove_session_from_config
@@ -56,19 +54,10 @@ class SessionDetailView(APIView):
 
 # -- linking and unlinking: answered by the worker that runs the session ---------------------------
 
-_PHONE_TOLERATED = re.compile(r"[\s+\-().]")
-
-
 def clean_phone(value: object) -> str:
     """Digits with country code ('+', spaces, dashes tolerated); ApiError 400 invalid_phone otherwise."""
-    digits = _PHONE_TOLERATED.sub("", value) if isinstance(value, str) else ""
-    valid = digits.isascii() and digits.isdigit() and 8 <= len(digits) <= 15
-    if valid:
-        try:
-            valid = phonenumbers.is_valid_number(phonenumbers.parse("+" + digits))
-        except phonenumbers.NumberParseException:
-            valid = False
-    if not valid:
+    digits = phone_digits(value) if isinstance(value, str) else None
+    if digits is None:
         raise ApiError(
             400, "invalid_phone", _("'phone' debe ser un número válido con código de país (ejemplo: 51987654321).")
         )
