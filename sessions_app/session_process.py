@@ -140,8 +140,16 @@ def _drain_stdout(pump: threading.Thread) -> None:
     pump.join(1.0)
 
 
+def _exit_now(code: int) -> None:
+    """os._exit: threads the client library left behind must not keep a finished session alive. It
+    skips atexit, so the log lines still queued are written first."""
+    log_format.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _exit_soon(code: int, after: float) -> None:
-    timer = threading.Timer(after, os._exit, args=(code,))
+    timer = threading.Timer(after, _exit_now, args=(code,))
     timer.daemon = True
     timer.start()
 
@@ -298,6 +306,4 @@ def child_main(
         code = EXIT_PARENT_GONE
     child.done.set()
     _drain_stdout(pump)
-    sys.stderr.flush()
-    # os._exit: threads the client library left behind must not keep a finished session alive.
-    os._exit(code)
+    _exit_now(code)

@@ -8,9 +8,13 @@ before it is written: tokens, base64 runs (PDF contents), PDF bytes and phone nu
 three digits never reach the log.
 """
 
+import atexit
 import json
 import logging
+import os
+import queue
 import re
+import threading
 import time
 
 # Fields every record of this process carries (a session process: its session id).
@@ -134,6 +138,51 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class BackgroundStreamHandler(logging.StreamHandler):
+    """Formats in the thread that logs, writes on a thread of its own: a slow stdout (a pipe to
+    journald, a terminal) never stalls the event loop that logged. `flush()` waits for what is queued."""
+
+    def __init__(self, stream=None):
+        super().__init__(stream)
+        self._start()
+        os.register_at_fork(after_in_child=self._start)  # a forked child has the handler, not its thread
+        atexit.register(self.flush)
+
+    def _start(self) -> None:
+        self._lines: queue.SimpleQueue[str | threading.Event] = queue.SimpleQueue()
+        threading.Thread(target=self._write_forever, name="log-writer", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.put(self.format(record) + self.terminator)
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        done = threading.Event()
+        self._lines.put(done)
+        done.wait(5)
+
+    def _write_forever(self) -> None:
+        while True:
+            items = [self._lines.get()]
+            while len(items) < 1000:
+                try:
+                    items.append(self._lines.get_nowait())
+                except queue.Empty:
+                    break
+            text = "".join(i for i in items if isinstance(i, str))
+            try:
+                if text:
+                    self.stream.write(text)
+                self.stream.flush()
+            except Exception:  # a closed or broken stream: nothing better to do with the lines
+                pass
+            for item in items:
+                if isinstance(item, threading.Event):
+                    item.set()
+
+
 def logging_config(log_format: str, level: str) -> dict:
     """The LOGGING setting (Django applies it at setup)."""
     if log_format not in ("json", "text"):
@@ -144,7 +193,8 @@ def logging_config(log_format: str, level: str) -> dict:
         "disable_existing_loggers": False,
         "filters": {"context": {"()": "whatsapp_service.log_format.ContextFilter"}},
         "formatters": {"service": {"()": formatter}},
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "service", "filters": ["context"]}},
+        "handlers": {"console": {"class": "whatsapp_service.log_format.BackgroundStreamHandler",
+                                 "formatter": "service", "filters": ["context"]}},
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
@@ -163,6 +213,12 @@ def apply(config: dict) -> None:
 
     logging.config.dictConfig(config)
     logging.captureWarnings(True)
+
+
+def flush() -> None:
+    """Write what is queued; before os._exit, which skips atexit."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
 
 
 def configure_if_unconfigured() -> None:
