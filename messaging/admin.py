@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _, ngettext
 
 from .models import MessageStatus, OutgoingMessage
-from .services import message_retry
+from .services import message_cancel, message_retry
 
 
 @admin.register(OutgoingMessage)
@@ -11,7 +11,7 @@ class OutgoingMessageAdmin(admin.ModelAdmin):
                     "wa_message_id", "created_at", "sent_at")
     list_filter = ("status", "session")
     search_fields = ("message_id", "to", "wa_message_id", "idempotency_key")
-    actions = ["retry_failed"]
+    actions = ["retry_failed", "cancel_queued"]
     exclude = ("request_hash", "lease_owner", "lease_expires_at")
 
     def get_readonly_fields(self, request, obj=None):
@@ -28,3 +28,19 @@ class OutgoingMessageAdmin(admin.ModelAdmin):
             ngettext("%d mensaje vuelve a la cola.", "%d mensajes vuelven a la cola.", count) % count,
             messages.SUCCESS,
         )
+
+    @admin.action(description=_("Cancelar los mensajes en cola seleccionados"))
+    def cancel_queued(self, request, queryset):
+        selected = queryset.count()
+        count = message_cancel(message_ids=list(queryset.values_list("id", flat=True)))
+        self.message_user(
+            request,
+            ngettext("%d mensaje cancelado.", "%d mensajes cancelados.", count) % count,
+            messages.SUCCESS,
+        )
+        if count < selected:
+            self.message_user(
+                request,
+                _("Los que ya se están enviando o terminaron no se pueden cancelar."),
+                messages.WARNING,
+            )

@@ -1,4 +1,5 @@
-"""The Django admin: sessions and messages are listed and filtered; failed messages can be retried."""
+"""The Django admin: sessions and messages are listed and filtered; failed messages can be retried and
+queued ones cancelled."""
 
 import pytest
 from django.contrib.auth.models import User
@@ -35,6 +36,26 @@ def test_retry_action_queues_failed_messages_again(configured, staff_client):
     sent.refresh_from_db()
     assert (failed.status, failed.attempts, failed.error) == (MessageStatus.QUEUED, 0, "")
     assert sent.status == MessageStatus.SENT
+
+
+def test_cancel_action_takes_queued_messages_out_and_leaves_the_others(configured, staff_client, client, auth):
+    queued = make_message(MessageStatus.QUEUED)
+    sending = make_message(MessageStatus.SENDING, attempts=1)
+    sent = make_message(MessageStatus.SENT, attempts=1)
+    response = staff_client.post(
+        "/admin/messaging/outgoingmessage/",
+        {"action": "cancel_queued", "_selected_action": [queued.pk, sending.pk, sent.pk]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "1 mensaje cancelado." in page and "no se pueden cancelar" in page
+    for row in (queued, sending, sent):
+        row.refresh_from_db()
+    assert (queued.status, queued.error) == (MessageStatus.FAILED, "cancelled")
+    assert (sending.status, sent.status) == (MessageStatus.SENDING, MessageStatus.SENT)
+    # What a sales system reads back.
+    answer = client.get(f"/api/messages/{queued.message_id}", headers=auth).json()
+    assert (answer["status"], answer["error"]) == ("failed", "cancelled")
 
 
 def test_message_list_filters_by_status_and_session(configured, staff_client):
