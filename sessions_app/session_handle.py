@@ -6,6 +6,7 @@ threads, because a hung process stops reading and a write to it would block the 
 import asyncio
 import itertools
 import logging
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -50,6 +51,9 @@ class SessionHandle:
         self._on_message = on_message
         self._on_exit = on_exit
         self._loop = asyncio.get_running_loop()
+        # One poller for the handle's life: Connection.poll() builds a selector on every call.
+        self._poller = select.poll()
+        self._poller.register(conn.fileno(), select.POLLIN)
         self._loop.add_reader(conn.fileno(), self._readable)
         self._loop.add_reader(process.sentinel, self._ended)
 
@@ -106,9 +110,12 @@ class SessionHandle:
         if self.running:
             self.process.kill()
 
+    def _has_data(self) -> bool:
+        return bool(self._poller.poll(0))
+
     def _readable(self) -> None:
         try:
-            while self.conn.poll():
+            while self._has_data():
                 self._dispatch(self.conn.recv())
         except (EOFError, OSError):
             self._loop.remove_reader(self.conn.fileno())  # closed: _ended follows
@@ -128,7 +135,7 @@ class SessionHandle:
         self._loop.remove_reader(self.process.sentinel)
         self._loop.remove_reader(self.conn.fileno())
         try:  # what it said before it ended comes first
-            while self.conn.poll():
+            while self._has_data():
                 self._dispatch(self.conn.recv())
         except (EOFError, OSError):
             pass
