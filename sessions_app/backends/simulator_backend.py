@@ -231,22 +231,38 @@ class SimulatorBackend(ClientBackend):
             wa_message_id=wa_message_id,
             sent_at=sent_at,
         )
-        self._receipts.put((time.monotonic() + self.delivery_delay, wa_message_id))
+        self._receipts.put((time.monotonic() + self.delivery_delay, to, wa_message_id))
         # The server's timestamp has whole seconds.
         return {"wa_message_id": wa_message_id, "timestamp": float(int(sent_at.timestamp()))}
 
     def _deliver_receipts(self) -> None:
-        """The recipient's phone confirms each message SIMULATOR_DELIVERY_MS after it was sent."""
+        """The recipient's phone confirms each message SIMULATOR_DELIVERY_MS after it was sent. Like
+        WhatsApp, one receipt names every message of a chat that it confirms at that moment."""
+        pending = None
         while not self._stop.is_set():
-            try:
-                due, wa_message_id = self._receipts.get(timeout=0.5)
-            except queue.Empty:
-                continue
+            if pending is None:
+                try:
+                    pending = self._receipts.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+            due, to, wa_message_id = pending
+            pending = None
             if self._stop.wait(max(0.0, due - time.monotonic())):
                 return
-            # WhatsApp's receipt timestamps have whole seconds, as its message timestamps do.
-            self.emit({"event": "receipt", "message_ids": [wa_message_id], "type": "delivered",
-                       "timestamp": float(int(time.time()))})
+            chats = {to: [wa_message_id]}
+            while pending is None:  # the others due by now
+                try:
+                    due, to, wa_message_id = self._receipts.get_nowait()
+                except queue.Empty:
+                    break
+                if due > time.monotonic():
+                    pending = (due, to, wa_message_id)
+                else:
+                    chats.setdefault(to, []).append(wa_message_id)
+            for ids in chats.values():
+                # WhatsApp's receipt timestamps have whole seconds, as its message timestamps do.
+                self.emit({"event": "receipt", "message_ids": ids, "type": "delivered",
+                           "timestamp": float(int(time.time()))})
 
     def check_numbers(self, numbers: list[str]) -> dict[str, bool]:
         self._require_connected()
