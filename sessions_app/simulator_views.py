@@ -17,7 +17,7 @@ from whatsapp_service.errors import ApiError
 from .ids import InvalidSessionId, validate_session_id
 from .models import SessionStatus, SimulatorControl, SimulatorOutbox
 from .selectors import get_configured_session, invalid_session_id_error
-from .views import SuccessSerializer, clean_phone
+from .views import SuccessSerializer, body_object, clean_phone
 
 DEFAULT_SCAN_PHONE = "51900000001"
 
@@ -45,7 +45,7 @@ class SimulatorActionView(SimulatorView):
     def post(self, request, session_id: str):
         session = get_configured_session(session_id)
         payload = {}
-        body = request.data if isinstance(request.data, dict) else {}
+        body = body_object(request)
         if self.action == SimulatorControl.Action.SCAN:
             payload["phone"] = clean_phone(body.get("phone") or DEFAULT_SCAN_PHONE)
         elif self.action == SimulatorControl.Action.BAN:
