@@ -134,12 +134,13 @@ class SimulatorBackend(ClientBackend):
 
     def _next_control(self) -> tuple[str | None, dict]:
         """Take the oldest unconsumed action for this session (each is acted on once)."""
-        from django.db import DatabaseError
+        from django.db import DatabaseError, close_old_connections
         from django.utils import timezone
 
         from sessions_app.models import SimulatorControl
 
         try:
+            close_old_connections()  # a connection broken by a database outage is replaced
             row = (
                 SimulatorControl.objects.filter(session_id=self.session_id, consumed_at__isnull=True)
                 .order_by("id")
@@ -193,6 +194,7 @@ class SimulatorBackend(ClientBackend):
     def send_document(self, to: str, data: bytes, file_name: str, mimetype: str, caption: str) -> dict:
         import hashlib
 
+        from django.db import close_old_connections
         from django.utils import timezone
 
         from sessions_app.models import SimulatorOutbox
@@ -206,6 +208,7 @@ class SimulatorBackend(ClientBackend):
             raise BackendError("not_on_whatsapp", f"{to} is not on WhatsApp")
         wa_message_id = new_wa_message_id()
         sent_at = timezone.now()
+        close_old_connections()  # a connection broken by a database outage is replaced
         SimulatorOutbox.objects.create(
             session_id=self.session_id,
             to=to,
