@@ -42,6 +42,8 @@ SESSION_RESTART_BACKOFF_MAX_SECONDS = env.float("SESSION_RESTART_BACKOFF_MAX_SEC
 SESSION_HEALTHY_SECONDS = env.float("SESSION_HEALTHY_SECONDS", default=60.0)
 # Another connection took the number: the first wait before trying again (doubles each time, capped).
 SESSION_STREAM_REPLACED_WAIT_SECONDS = env.float("SESSION_STREAM_REPLACED_WAIT_SECONDS", default=60.0)
+# A session process sending more messages than this in one second is flooding its pipe: killed, restarted.
+SESSION_MAX_MESSAGES_PER_SECOND = env.int("SESSION_MAX_MESSAGES_PER_SECOND", default=2000)
 # How often the supervisor looks for new sessions, start requests and commands.
 SESSION_POLL_SECONDS = env.float("SESSION_POLL_SECONDS", default=0.5)
 # A stopping session process gets this long before it is terminated, then killed.
