@@ -136,10 +136,11 @@ class TinyFileSystem:
         return self
 
     def fill(self) -> None:
-        with open(self.path / "filler", "ab") as f, contextlib.suppress(OSError):
-            while True:
-                f.write(b"\0" * 512)
-                f.flush()
+        with open(self.path / "filler", "ab", buffering=0) as f:
+            for size in (65536, 4096, 512, 1):
+                with contextlib.suppress(OSError):
+                    while True:
+                        f.write(b"\0" * size)
 
     def free(self) -> None:
         (self.path / "filler").unlink(missing_ok=True)
