@@ -287,3 +287,23 @@ def test_file_names_keep_only_a_clean_last_component(configured, send_app, auth,
 def test_unusable_or_long_file_names_are_400(nothing_left, send_app, auth, given):
     response = post_json(AsgiClient(send_app), "/api/send-pdf", pdf_body(fileName=given), auth)
     assert_error(response, 400, "invalid_file_name")
+
+
+@pytest.mark.slow
+def test_a_pdf_of_exactly_the_limit_passes_a_real_server_and_one_byte_more_is_413(configured, auth, tmp_path):
+    import httpx
+
+    from tests.processes import serve
+
+    limit = 1_000_000
+    with serve(tmp_path, "--no-worker", MAX_PDF_BYTES=str(limit)) as server:
+        exact = httpx.post(f"{server.url}/api/send-pdf", json=pdf_body(pdf=make_pdf(limit)), headers=auth, timeout=60)
+        over = httpx.post(f"{server.url}/api/send-pdf", json=pdf_body(pdf=make_pdf(limit + 1)), headers=auth,
+                          timeout=60)
+        # Over by a whole body: refused by its declared length.
+        huge = httpx.post(f"{server.url}/api/send-pdf", content=b"{" + b" " * (3 * limit), timeout=60,
+                          headers={**auth, "Content-Type": "application/json"})
+    assert exact.status_code == 202, exact.text
+    assert_error(over, 413, "payload_too_large")
+    assert_error(huge, 413, "payload_too_large")
+    assert [m.size for m in OutgoingMessage.objects.all()] == [limit]
