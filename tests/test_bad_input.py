@@ -118,6 +118,11 @@ def test_a_bad_session_id_in_the_config_file_is_named_with_its_entry(bad):
         parse_config(text)
 
 
+def test_a_nul_in_a_description_of_the_config_file_is_named():
+    with pytest.raises(ConfigError, match=r"entry 0 \(tienda_lima\): \"description\" contains a NUL"):
+        parse_config(json.dumps([{"sessionId": "tienda_lima", "description": "Lima\x00"}]))
+
+
 @pytest.fixture
 def staff(configured):
     user = get_user_model().objects.create_superuser("admin", "admin@example.com", "clave-secreta-123")
@@ -307,3 +312,36 @@ def test_a_pdf_of_exactly_the_limit_passes_a_real_server_and_one_byte_more_is_41
     assert_error(over, 413, "payload_too_large")
     assert_error(huge, 413, "payload_too_large")
     assert [m.size for m in OutgoingMessage.objects.all()] == [limit]
+
+
+@pytest.mark.parametrize("caption", ["Gracias\x00", "\x07campana", "x\x1b[31m", "borrar\x7f"])
+def test_captions_with_control_characters_are_400(nothing_left, send_app, auth, caption):
+    response = post_json(AsgiClient(send_app), "/api/send-pdf", pdf_body(caption=caption), auth)
+    assert_error(response, 400, "invalid_caption")
+
+
+def test_captions_keep_tabs_and_line_breaks(configured, send_app, auth):
+    response = post_json(AsgiClient(send_app), "/api/send-pdf", pdf_body(caption="Boleta B001\r\n\tGracias"), auth)
+    assert response.status_code == 202
+    assert OutgoingMessage.objects.get().caption == "Boleta B001\r\n\tGracias"
+
+
+def test_a_value_the_database_refuses_fails_only_its_own_request_in_a_group_commit(configured):
+    """Found by the fuzz test on Postgres: a NUL in a text column failed every request committed with it.
+    Intake refuses NULs now; should another such value slip through, only its own request fails."""
+    from django.db import connection
+
+    from messaging.intake import parse_send_pdf
+    from messaging.queue_writer import Enqueued, write_batch
+    from whatsapp_service.errors import ApiError
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite stores NUL characters; Postgres refuses them")
+    good = [parse_send_pdf(orjson.dumps(pdf_body(caption=f"ok {n}"))) for n in range(3)]
+    import dataclasses
+
+    bad = dataclasses.replace(good[0], caption="mal\x00")
+    results = write_batch([good[0], bad, good[1], good[2]])
+    assert [type(r) for r in results] == [Enqueued, ApiError, Enqueued, Enqueued]
+    assert results[1].status_code == 400
+    assert sorted(OutgoingMessage.objects.values_list("caption", flat=True)) == ["ok 0", "ok 1", "ok 2"]
