@@ -152,7 +152,19 @@ class TinyFileSystem:
 
 
 def can_mount() -> bool:
-    return os.geteuid() == 0 and shutil.which("mount") is not None
+    """Root, and allowed to mount here (a container may forbid it): tried on a scratch folder."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        probe = TinyFileSystem(Path(scratch) / "probe", size_kib=4)
+        try:
+            probe.mount()
+        except (OSError, subprocess.CalledProcessError):
+            return False
+        probe.unmount()
+        return True
 
 
 async def socket_events(url: str, until=None, timeout: float = 20.0, into: list | None = None

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def full_disk(service_files, settings, tmp_path):
-    need(can_mount(), "root, to mount a small tmpfs")
+    need(can_mount(), "root allowed to mount a small tmpfs")
     disk = TinyFileSystem(tmp_path / "disk").mount()
     try:
         config = disk.path / "sessions.config.json"
