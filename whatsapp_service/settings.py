@@ -184,6 +184,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -202,6 +204,9 @@ if REDIS_URL:
                         "socket_keepalive_options": {
                             socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3
                         },
+                        # After Redis restarts, pooled connections are dead: a command that meets one
+                        # reconnects and runs once more instead of failing (one retry, no backoff).
+                        "retry_on_error": [RedisConnectionError],
                     }
                 ]
             },
