@@ -45,7 +45,7 @@ def test_a_session_process_flooding_its_pipe_is_killed_while_the_rest_keeps_work
             started = time.monotonic()
             response = httpx.get(f"{server.url}/api/sessions", headers=auth, timeout=30)
             latencies.append(time.monotonic() - started)
-            assert response.status_code == 200
+            assert response.status_code == 200, (response.text, server.output()[-4000:])
             time.sleep(0.05)
         assert max(latencies) < 2.0, f"slowest answer {max(latencies):.2f} s during the flood"
 
