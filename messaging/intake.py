@@ -27,6 +27,9 @@ MAX_IDEMPOTENCY_KEY = 255
 _B64_WHITESPACE = re.compile(rb"\s+")
 _DATA_URI = re.compile(rb"^data:[\w.+/-]*;base64,", re.IGNORECASE)
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,%d}" % MAX_IDEMPOTENCY_KEY)
+# Control characters other than tab and line breaks: never meant in a caption, and NUL is refused by
+# Postgres (which would fail the whole group commit).
+_CAPTION_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -185,9 +188,9 @@ def parse_send_pdf(body: bytes, idempotency_key: str | None = None) -> SendReque
     to = normalize_phone(data["to"])
     file_name = clean_file_name(data.get("fileName"))
     caption = data.get("caption") or ""
-    if not isinstance(caption, str) or len(caption) > MAX_CAPTION:
+    if not isinstance(caption, str) or len(caption) > MAX_CAPTION or _CAPTION_CONTROL.search(caption):
         raise ApiError(
-            400, "invalid_caption", _("'caption' debe ser texto de hasta %(max)s caracteres.") % {"max": MAX_CAPTION}
+            400, "invalid_caption", _("'caption' debe ser texto de hasta %(max)s caracteres, sin caracteres de control.") % {"max": MAX_CAPTION}
         )
     pdf = decode_pdf(data["pdfBase64"])
     digest = hashlib.sha256(pdf).hexdigest()

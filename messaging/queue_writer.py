@@ -15,7 +15,7 @@ import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
@@ -148,13 +148,18 @@ def write_batch(requests: list[SendRequest]) -> list[Enqueued | ApiError]:
     try:
         with transaction.atomic():
             return _write(requests)
-    except IntegrityError:
-        # Another process inserted the same idempotency key between our check and our insert.
-        # Redo one by one so only the duplicate is affected.
+    except (IntegrityError, DataError):
+        # Another process inserted the same idempotency key between our check and our insert, or one
+        # request holds a value the database refuses. Redo one by one so only that one is affected.
         results = []
         for request in requests:
-            with transaction.atomic():
-                results.append(_write([request])[0])
+            try:
+                with transaction.atomic():
+                    results.append(_write([request])[0])
+            except DataError as exc:
+                log.warning("queue writer: the database refused a request: %s", exc)
+                results.append(ApiError(400, "invalid_parameters",
+                                        _("La base de datos rechazó un valor de la solicitud.")))
         return results
 
 

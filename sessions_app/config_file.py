@@ -57,6 +57,8 @@ def parse_config(text: str, source: str = "sessions.config.json") -> list[Sessio
         description = item.get("description", "")
         if not isinstance(description, str):
             raise ConfigError(f"{where} ({session_id}): \"description\" must be a string")
+        if "\x00" in description:
+            raise ConfigError(f"{where} ({session_id}): \"description\" contains a NUL character")
         if session_id in seen:
             raise ConfigError(f"{where}: session id {session_id!r} appears twice")
         seen.add(session_id)

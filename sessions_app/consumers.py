@@ -29,6 +29,18 @@ CLOSE_FOR_STATUS = {400: 4400, 401: 4401, 403: 4403, 404: 4404}
 FORWARDED_EVENTS = {"status", "qr", "error"}
 
 
+def _layer_errors() -> tuple[type[BaseException], ...]:
+    """What the channel layer raises when its backing service (Redis) is gone."""
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # pragma: no cover - redis comes with channels_redis
+        return (OSError,)
+    return (OSError, RedisError)
+
+
+LAYER_ERRORS = _layer_errors()
+
+
 def _header(scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers", []):
         if key == name:
@@ -90,11 +102,25 @@ class UnknownPathConsumer(RefusingConsumer):
         await self.refuse(404, "not_found", _("No encontrado."))
 
 
+def events_unavailable() -> str:
+    return _("El servicio de eventos no está disponible; vuelva a conectarse en unos segundos.")
+
+
 class SessionConsumer(RefusingConsumer):
     session_id: str = ""
     joined = False
+    accepted = False
     closing = False
     last_sent: dict | None = None
+
+    async def __call__(self, scope, receive, send):
+        """The channel layer failing under an open socket (Redis stopped): the client hears it as an
+        error event and a close it can retry after, instead of a dropped connection."""
+        try:
+            await super().__call__(scope, receive, send)
+        except LAYER_ERRORS as exc:
+            log.warning("session %s: channel layer failed: %s", self.session_id, exc)
+            await self.fail(events_unavailable())
 
     async def connect(self) -> None:
         refusal = authenticate(self.scope)
@@ -108,16 +134,23 @@ class SessionConsumer(RefusingConsumer):
             )
         # Join before reading the state, so no event published in between is lost; a duplicate is
         # dropped by emit().
-        await self.channel_layer.group_add(group_name(self.session_id), self.channel_name)
+        try:
+            await self.channel_layer.group_add(group_name(self.session_id), self.channel_name)
+        except LAYER_ERRORS as exc:
+            log.warning("session %s: cannot join its event group: %s", self.session_id, exc)
+            return await self.fail(events_unavailable())
         self.joined = True
         try:
             state: LinkState = await database_sync_to_async(request_link)(self.session_id)
         except ConfigError as exc:
             log.error("session %s: cannot add it to the config file: %s", self.session_id, exc)
-            await self.accept()
-            await self.emit("error", _("No se pudo agregar la sesión: el archivo de configuración no es válido."))
-            return await self.finish(1011)
+            return await self.fail(_("No se pudo agregar la sesión: el archivo de configuración no es válido."))
+        except OSError as exc:  # disk full, read-only: the old file is intact (written atomically)
+            log.error("session %s: cannot write the config file: %s", self.session_id, exc)
+            return await self.fail(_("No se pudo guardar la sesión en el archivo de configuración "
+                                     "(¿disco lleno?); intente de nuevo."))
         await self.accept()
+        self.accepted = True
         if state.status == SessionStatus.CONNECTED:
             await self.emit("status", "already_connected")
             return await self.finish()
@@ -131,8 +164,24 @@ class SessionConsumer(RefusingConsumer):
     async def disconnect(self, code: int) -> None:
         # Only this socket leaves; the session keeps linking for the other watchers.
         if self.joined:
-            await self.channel_layer.group_discard(group_name(self.session_id), self.channel_name)
             self.joined = False
+            try:
+                await self.channel_layer.group_discard(group_name(self.session_id), self.channel_name)
+            except LAYER_ERRORS as exc:  # Redis gone: its group entry expires by itself
+                log.warning("session %s: cannot leave its event group: %s", self.session_id, exc)
+
+    async def fail(self, message: str) -> None:
+        """An error event, then a close with 1011 (server error): the client may try again."""
+        if self.closing:
+            return
+        try:
+            if not self.accepted:
+                await self.accept()
+                self.accepted = True
+            await self.emit("error", message)
+            await self.finish(1011)
+        except Exception:  # the client is gone already
+            log.debug("session %s: could not report a failure to the socket", self.session_id, exc_info=True)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
         """The protocol has no client messages; anything sent, JSON or not, is ignored."""

@@ -18,6 +18,9 @@ from . import session_process
 log = logging.getLogger(__name__)
 
 _req_ids = itertools.count(1)
+# Messages taken off one pipe before the loop serves anything else: a chatty process cannot starve the
+# API, the sockets or the other sessions.
+READ_BATCH = 64
 
 
 class SessionUnavailable(Exception):
@@ -43,6 +46,8 @@ class SessionHandle:
         self.pid: int = process.pid
         self.conn = conn
         self.started_at = self.last_seen = time.monotonic()
+        self.kill_reason: str | None = None  # set when the supervisor's side ends it for misbehaving
+        self._window_start, self._window_count = self.started_at, 0
         self.exited = asyncio.Event()
         self.exit_code: int | None = None
         self._writers = writers
@@ -115,10 +120,28 @@ class SessionHandle:
 
     def _readable(self) -> None:
         try:
-            while self._has_data():
+            for _ in range(READ_BATCH):
+                if self.kill_reason is not None or not self._has_data():
+                    return
                 self._dispatch(self.conn.recv())
+                self._count_message()
         except (EOFError, OSError):
             self._loop.remove_reader(self.conn.fileno())  # closed: _ended follows
+
+    def _count_message(self) -> None:
+        """A process that says more than SESSION_MAX_MESSAGES_PER_SECOND is flooding its pipe (a bug
+        in it, or a client gone mad): it is killed and, like a crash, restarted with backoff."""
+        from django.conf import settings
+
+        now = time.monotonic()
+        if now - self._window_start >= 1.0:
+            self._window_start, self._window_count = now, 0
+        self._window_count += 1
+        if self._window_count > settings.SESSION_MAX_MESSAGES_PER_SECOND and self.kill_reason is None:
+            self.kill_reason = f"flood: more than {settings.SESSION_MAX_MESSAGES_PER_SECOND} messages in a second"
+            log.error("session %s: process %d is flooding its pipe; killing it", self.session_id, self.pid)
+            self._loop.remove_reader(self.conn.fileno())
+            self.kill()
 
     def _dispatch(self, message: object) -> None:
         self.last_seen = time.monotonic()
@@ -134,8 +157,8 @@ class SessionHandle:
     def _ended(self) -> None:
         self._loop.remove_reader(self.process.sentinel)
         self._loop.remove_reader(self.conn.fileno())
-        try:  # what it said before it ended comes first
-            while self._has_data():
+        try:  # what it said before it ended comes first (not the rest of a flood)
+            while self.kill_reason is None and self._has_data():
                 self._dispatch(self.conn.recv())
         except (EOFError, OSError):
             pass

@@ -14,18 +14,25 @@ from rest_framework.views import APIView
 
 from whatsapp_service.errors import ApiError
 
+from .backends import backend_class
 from .ids import InvalidSessionId, validate_session_id
 from .models import SessionStatus, SimulatorControl, SimulatorOutbox
 from .selectors import get_configured_session, invalid_session_id_error
-from .views import SuccessSerializer, clean_phone
+from .views import SuccessSerializer, body_object, clean_phone
 
 DEFAULT_SCAN_PHONE = "51900000001"
+
+
+def simulating() -> bool:
+    """The simulator, or a backend built on it (WHATSAPP_BACKEND="module:Class", as the fault tests use)."""
+    name = settings.WHATSAPP_BACKEND
+    return name == "simulator" or (":" in name and backend_class(name).name == "simulator")
 
 
 class SimulatorView(APIView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # the token first: nobody learns the mode without it
-        if settings.WHATSAPP_BACKEND != "simulator":
+        if not simulating():
             raise ApiError(404, "not_found", _("El simulador solo existe con WHATSAPP_BACKEND=simulator."))
 
 
@@ -45,7 +52,7 @@ class SimulatorActionView(SimulatorView):
     def post(self, request, session_id: str):
         session = get_configured_session(session_id)
         payload = {}
-        body = request.data if isinstance(request.data, dict) else {}
+        body = body_object(request)
         if self.action == SimulatorControl.Action.SCAN:
             payload["phone"] = clean_phone(body.get("phone") or DEFAULT_SCAN_PHONE)
         elif self.action == SimulatorControl.Action.BAN:

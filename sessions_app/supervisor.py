@@ -227,7 +227,9 @@ class Supervisor:
         if slot.hold is not None:
             return  # stopped on purpose: its policy already said what comes next
         slot.stopped_at = timezone.now()
-        if slot.hung:
+        if handle.kill_reason is not None:
+            detail = handle.kill_reason
+        elif slot.hung:
             detail = "no_heartbeat: the session process stopped answering"
         else:
             detail = f"process_exited: {session_process.describe_exit(code)}"

@@ -82,6 +82,14 @@ def ask_worker(session_id: str, kind: str, payload: dict | None = None) -> dict:
         raise ApiError(status, exc.code, str(message)) from None
 
 
+def body_object(request) -> dict:
+    """The JSON body as an object ({} when there is none); JSON that is not an object is a 400."""
+    data = request.data
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", _("El cuerpo debe ser un objeto JSON."))
+    return data
+
+
 class PairingCodeInputSerializer(serializers.Serializer):
     phone = serializers.CharField()
 
@@ -119,8 +127,7 @@ class SessionPairingCodeView(APIView):
     )
     def post(self, request, session_id: str):
         get_configured_session(session_id)
-        body = request.data if isinstance(request.data, dict) else {}
-        phone = clean_phone(body.get("phone"))
+        phone = clean_phone(body_object(request).get("phone"))
         result = ask_worker(session_id, SessionCommand.Kind.PAIRING_CODE, {"phone": phone})
         return Response({"code": result["code"]})
 

@@ -19,6 +19,7 @@ from messaging import asgi_send_pdf  # noqa: E402
 from messaging.queue_writer import shutdown_writer  # noqa: E402
 from sessions_app.routing import websocket_urlpatterns  # noqa: E402
 
+from . import http_guard, rate_limit  # noqa: E402
 from .startup import prepare_service, require_token  # noqa: E402
 
 require_token()  # whatever server imports this refuses to start without a token
@@ -32,8 +33,12 @@ router = ProtocolTypeRouter({"http": ASGIStaticFilesHandler(django_app), "websoc
 
 
 async def application(scope, receive, send):
-    if asgi_send_pdf.wants(scope):
-        return await asgi_send_pdf.handle(scope, receive, send)
+    if scope["type"] == "http":
+        if rate_limit.limiter() is not None and await http_guard.rate_limited(scope, send):
+            return
+        if asgi_send_pdf.wants(scope):  # its body limit is the PDF's, checked as it reads
+            return await asgi_send_pdf.handle(scope, receive, send)
+        return await http_guard.guarded(router, scope, receive, send)
     if scope["type"] == "lifespan":
         return await _lifespan(receive, send)
     return await router(scope, receive, send)

@@ -56,6 +56,35 @@ def api_exception_handler(exc, context):
     return response
 
 
+def _api_or_default(request, default, status_code: int, code: str, message: str):
+    """Under /api/ every answer is the contract's JSON; elsewhere (admin, linking page) Django's page."""
+    from django.http import JsonResponse
+
+    if request.path == "/api" or request.path.startswith("/api/"):
+        return JsonResponse({"success": False, "error": code, "message": message}, status=status_code)
+    return default()
+
+
+def handler400(request, exception=None):
+    from django.views import defaults
+
+    return _api_or_default(request, lambda: defaults.bad_request(request, exception), 400, "bad_request",
+                           _("Solicitud inválida."))
+
+
+def handler404(request, exception=None):
+    from django.views import defaults
+
+    return _api_or_default(request, lambda: defaults.page_not_found(request, exception), 404, "not_found",
+                           _("No encontrado."))
+
+
+def handler500(request):
+    from django.views import defaults
+
+    return _api_or_default(request, lambda: defaults.server_error(request), 500, "internal_error", _("Error interno."))
+
+
 def error_response(status_code: int, code: str, message: str) -> Response:
     return Response({"success": False, "error": code, "message": message}, status=status_code)
 

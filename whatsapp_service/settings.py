@@ -48,6 +48,8 @@ SESSION_RESTART_BACKOFF_MAX_SECONDS = env.float("SESSION_RESTART_BACKOFF_MAX_SEC
 SESSION_HEALTHY_SECONDS = env.float("SESSION_HEALTHY_SECONDS", default=60.0)
 # Another connection took the number: the first wait before trying again (doubles each time, capped).
 SESSION_STREAM_REPLACED_WAIT_SECONDS = env.float("SESSION_STREAM_REPLACED_WAIT_SECONDS", default=60.0)
+# A session process sending more messages than this in one second is flooding its pipe: killed, restarted.
+SESSION_MAX_MESSAGES_PER_SECOND = env.int("SESSION_MAX_MESSAGES_PER_SECOND", default=2000)
 # How often the supervisor looks for new sessions, start requests and commands.
 SESSION_POLL_SECONDS = env.float("SESSION_POLL_SECONDS", default=0.5)
 # A stopping session process gets this long before it is terminated, then killed.
@@ -110,6 +112,14 @@ MAX_PDF_BYTES = env.int("MAX_PDF_BYTES", default=16 * 1024 * 1024)
 # A JSON body carrying MAX_PDF_BYTES in base64, plus room for the other fields.
 MAX_REQUEST_BYTES = (MAX_PDF_BYTES + 2) // 3 * 4 + 64 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+# Every other request body (the admin's forms, the session endpoints' JSON): refused above this, before
+# it is read whole.
+MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=1024 * 1024)
+# Per client address, on /api/*: "N/second|minute|hour|day" (e.g. "600/minute"); empty: no limit.
+API_RATE_LIMIT = env("API_RATE_LIMIT", default="")
+# Failed admin logins from one address before further attempts are refused for the window.
+ADMIN_LOGIN_MAX_FAILURES = env.int("ADMIN_LOGIN_MAX_FAILURES", default=5)
+ADMIN_LOGIN_WINDOW_SECONDS = env.int("ADMIN_LOGIN_WINDOW_SECONDS", default=900)
 
 INSTALLED_APPS = [
     "daphne",
@@ -138,6 +148,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "whatsapp_service.middleware.AdminLoginRateLimitMiddleware",
+    # Last: its process_exception runs first.
+    "whatsapp_service.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "whatsapp_service.urls"
@@ -180,12 +193,28 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": str(Path(tempfile.gettempdir()) / f"whatsapp-service-test-{os.getpid()}.sqlite3")
     }
 else:
+    # An unreachable database must give an error in seconds, not hang a request or the worker:
+    # connect_timeout for new connections; keepalives and tcp_user_timeout (unacknowledged data) for
+    # established ones.
+    timeout = env.int("DATABASE_TIMEOUT_SECONDS", default=10)
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "connect_timeout": max(2, timeout // 2),
+            "keepalives": 1,
+            "keepalives_idle": timeout,
+            "keepalives_interval": max(1, timeout // 5),
+            "keepalives_count": 3,
+            "tcp_user_timeout": timeout * 1000,
+        }
+    )
     # One test database per test run here too: two runs against one server stay apart.
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -204,6 +233,9 @@ if REDIS_URL:
                         "socket_keepalive_options": {
                             socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3
                         },
+                        # After Redis restarts, pooled connections are dead: a command that meets one
+                        # reconnects and runs once more instead of failing (one retry, no backoff).
+                        "retry_on_error": [RedisConnectionError],
                     }
                 ]
             },
@@ -247,6 +279,11 @@ SPECTACULAR_SETTINGS = {
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+# Behind TLS (a proxy in front): set these so browsers keep to HTTPS and cookies never travel in clear.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 # LOG_FORMAT=json: one JSON object per line (production); text: readable lines (development).
 LOG_FORMAT = env("LOG_FORMAT", default="text")

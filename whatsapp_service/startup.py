@@ -16,6 +16,12 @@ def require_token() -> None:
         )
     if len(settings.API_STATIC_TOKEN) < 16:
         raise StartupError("API_STATIC_TOKEN is too short: use at least 16 characters.")
+    from .rate_limit import parse_rate
+
+    try:
+        parse_rate(settings.API_RATE_LIMIT)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def require_webhook_secret() -> None:

@@ -47,3 +47,7 @@ urlpatterns = [
     path("api/schema/", SpectacularJSONAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
+
+handler400 = "whatsapp_service.errors.handler400"
+handler404 = "whatsapp_service.errors.handler404"
+handler500 = "whatsapp_service.errors.handler500"

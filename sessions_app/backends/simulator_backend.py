@@ -209,6 +209,7 @@ class SimulatorBackend(ClientBackend):
     def _send(self, to: str, data: bytes, **fields) -> dict:
         import hashlib
 
+        from django.db import close_old_connections
         from django.utils import timezone
 
         from sessions_app.models import SimulatorOutbox
@@ -222,6 +223,7 @@ class SimulatorBackend(ClientBackend):
             raise BackendError("not_on_whatsapp", f"{to} is not on WhatsApp")
         wa_message_id = new_wa_message_id()
         sent_at = timezone.now()
+        close_old_connections()  # a connection broken by a database outage is replaced
         SimulatorOutbox.objects.create(
             session_id=self.session_id,
             to=to,

@@ -1,0 +1,337 @@
+"""Mixed traffic against the real service for a long while: is anything lost, does anything grow?
+
+`manage.py serve` (embedded worker, simulator backend, pacing off) with 20 linked sessions takes, for
+`--minutes` (default 10): send-pdf posts, status reads (sessions, one session, a message) and sockets
+opening and closing. Every few seconds it samples the server's memory (RSS of the web process; PSS of the
+web process and every session process, so shared pages count once) and its open files. At the end it
+waits for the queue to drain and counts what the simulated WhatsApp received.
+
+Prints JSON: requests and errors by kind, messages accepted / delivered / failed / duplicated, latency of
+send-pdf, and the slope of memory (MB per minute) and open files (per minute) after a warm-up minute
+(a least-squares line through the samples).
+
+    .venv/bin/python bench/mixed_load.py [--minutes 10] [--sessions 20] [--database sqlite|postgres]
+"""
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-token-0123456789abcdef"
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+SAMPLE_SECONDS = 5.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pdf(size: int, seed: int) -> bytes:
+    return b"%PDF-1.4\n" + random.Random(seed).randbytes(size - 9)
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def slope_per_minute(samples: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (seconds, value), per minute."""
+    if len(samples) < 3:
+        return None
+    n = len(samples)
+    mean_t = sum(t for t, _ in samples) / n
+    mean_v = sum(v for _, v in samples) / n
+    var = sum((t - mean_t) ** 2 for t, _ in samples)
+    cov = sum((t - mean_t) * (v - mean_v) for t, v in samples)
+    return round(cov / var * 60, 3) if var else None
+
+
+def tree(pid: int) -> list[int]:
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    found, frontier = [pid], {pid}
+    while frontier:
+        frontier = {c for c, p in parents.items() if p in frontier}
+        found.extend(frontier)
+    return found
+
+
+def kib(path: str, key: str) -> int:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def open_files(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+class Service:
+    def __init__(self, tmp: Path, database: str, sessions: list[str]):
+        self.tmp, self.sessions, self.port = tmp, sessions, free_port()
+        config = tmp / "sessions.config.json"
+        config.write_text(json.dumps([{"sessionId": s, "description": f"Carga {s}"} for s in sessions]))
+        if database == "postgres":
+            name = f"bench_mixed_{os.getpid()}"
+            subprocess.run(["psql", PG_URL, "-qc", f"DROP DATABASE IF EXISTS {name}"], capture_output=True)
+            subprocess.run(["psql", PG_URL, "-qc", f"CREATE DATABASE {name}"], capture_output=True, check=True)
+            url = PG_URL.rsplit("/", 1)[0] + "/" + name
+        else:
+            url = f"sqlite:///{tmp / 'bench.sqlite3'}"
+        self.env = {**os.environ, "ENV_FILE": os.devnull, "API_STATIC_TOKEN": TOKEN, "DATABASE_URL": url,
+                    "SESSIONS_CONFIG": str(config), "SESSIONS_DIR": str(tmp / "sessions"),
+                    "WHATSAPP_BACKEND": "simulator", "SESSION_POLL_SECONDS": "0.5", "PYTHONUNBUFFERED": "1",
+                    "SEND_MIN_INTERVAL_SECONDS": "0", "SEND_INTERVAL_JITTER_SECONDS": "0", "SEND_HOURLY_CAP": "0",
+                    "SIMULATOR_DELIVERY_MS": "100", "LOG_LEVEL": "WARNING"}
+        self.env.pop("REDIS_URL", None)
+        self.log = tmp / "serve.log"
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env, check=True)
+        self.proc = subprocess.Popen([sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port",
+                                      str(self.port)], cwd=ROOT, env=self.env, stdout=open(self.log, "w"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        http = httpx.Client(base_url=self.url, timeout=60, headers={"Authorization": f"Bearer {TOKEN}"})
+        until(lambda: up(http), 60)
+        for s in self.sessions:
+            until(lambda: http.get(f"/api/sessions/{s}").json()["status"] == "qr", 60)
+            http.post(f"/api/simulator/sessions/{s}/scan", json={"phone": "51900000001"})
+        for s in self.sessions:
+            until(lambda: http.get(f"/api/sessions/{s}").json()["status"] == "connected", 60)
+        return self
+
+    def __exit__(self, *exc):
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def sample(self) -> dict:
+        pids = tree(self.proc.pid)
+        return {
+            "rss_mb": kib(f"/proc/{self.proc.pid}/status", "VmRSS:") / 1024,
+            "pss_mb": sum(kib(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids) / 1024,
+            "open_files": sum(open_files(p) for p in pids),
+            "server_open_files": open_files(self.proc.pid),
+            "processes": len(pids),
+        }
+
+    def tally(self, prefix: str) -> dict:
+        code = (
+            "import json\nfrom collections import Counter\n"
+            "from messaging.models import OutgoingMessage as M\nfrom sessions_app.models import SimulatorOutbox as O\n"
+            f"st = Counter(M.objects.filter(caption__startswith={prefix!r}).values_list('status', flat=True))\n"
+            f"out = Counter(O.objects.filter(caption__startswith={prefix!r}).values_list('caption', flat=True))\n"
+            "print(json.dumps({'statuses': st, 'received': sum(out.values()), 'distinct': len(out),"
+            " 'duplicates': sum(n - 1 for n in out.values() if n > 1)}))\n"
+        )
+        out = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=self.env,
+                             capture_output=True, text=True, check=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def up(http: httpx.Client) -> bool:
+    try:
+        return http.get("/healthz").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def until(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the service did not get there")
+        time.sleep(0.05)
+
+
+class Load:
+    def __init__(self, service: Service, seconds: float, send_rate: float, read_rate: float, socket_rate: float):
+        self.service, self.seconds = service, seconds
+        self.send_rate, self.read_rate, self.socket_rate = send_rate, read_rate, socket_rate
+        self.counts: Counter = Counter()
+        self.errors: Counter = Counter()
+        self.error_examples: dict[str, str] = {}
+        self.send_latency: list[float] = []
+        self.message_ids: list[str] = []
+        self.samples: list[tuple[float, dict]] = []
+        self.prefix = f"load-{os.getpid()}-"
+        self.pdfs = [base64.b64encode(pdf(20_000 + i * 1000, i)).decode() for i in range(8)]
+
+    def error(self, kind: str, detail: str) -> None:
+        self.errors[kind] += 1
+        self.error_examples.setdefault(kind, detail[:300])
+
+    async def paced(self, rate: float, action) -> None:
+        """Start `action` `rate` times a second (each its own task), until the end."""
+        interval, tasks = 1.0 / rate, set()
+        next_at = time.monotonic()
+        while time.monotonic() < self.end:
+            task = asyncio.create_task(action())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def send_pdf(self) -> None:
+        n = self.counts["send_pdf"]
+        self.counts["send_pdf"] += 1
+        body = {"sessionId": random.choice(self.service.sessions), "to": f"519{random.randrange(10**8):08d}",
+                "pdfBase64": random.choice(self.pdfs), "fileName": f"F{n:06d}.pdf", "caption": f"{self.prefix}{n}"}
+        started = time.monotonic()
+        try:
+            response = await self.http.post("/api/send-pdf", json=body, headers={"Idempotency-Key": f"k{n}"})
+        except httpx.HTTPError as exc:
+            return self.error("send_pdf_transport", repr(exc))
+        self.send_latency.append(time.monotonic() - started)
+        if response.status_code != 202:
+            return self.error(f"send_pdf_{response.status_code}", response.text)
+        self.message_ids.append(response.json()["messageId"])
+
+    async def read_status(self) -> None:
+        choice = random.random()
+        if choice < 0.4 and self.message_ids:
+            path = f"/api/messages/{random.choice(self.message_ids)}"
+        elif choice < 0.7:
+            path = f"/api/sessions/{random.choice(self.service.sessions)}"
+        else:
+            path = "/api/sessions"
+        self.counts["status_read"] += 1
+        try:
+            response = await self.http.get(path)
+        except httpx.HTTPError as exc:
+            return self.error("status_transport", repr(exc))
+        if response.status_code != 200:
+            self.error(f"status_{response.status_code}", f"{path}: {response.text}")
+
+    async def open_socket(self) -> None:
+        self.counts["socket"] += 1
+        session_id = random.choice(self.service.sessions)
+        url = f"ws://127.0.0.1:{self.service.port}/ws/session/{session_id}?token={TOKEN}"
+        try:
+            async with websockets.connect(url, open_timeout=30) as ws:
+                event = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                if event != {"event": "status", "data": "already_connected"}:
+                    self.error("socket_event", json.dumps(event))
+        except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+            self.error("socket", repr(exc))
+
+    async def sampler(self) -> None:
+        while time.monotonic() < self.end:
+            self.samples.append((time.monotonic() - self.start, self.service.sample()))
+            await asyncio.sleep(SAMPLE_SECONDS)
+        self.samples.append((time.monotonic() - self.start, self.service.sample()))
+
+    async def run(self) -> None:
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+        async with httpx.AsyncClient(base_url=self.service.url, timeout=60, limits=limits,
+                                     headers={"Authorization": f"Bearer {TOKEN}"}) as self.http:
+            self.start = time.monotonic()
+            self.end = self.start + self.seconds
+            await asyncio.gather(self.sampler(), self.paced(self.send_rate, self.send_pdf),
+                                 self.paced(self.read_rate, self.read_status),
+                                 self.paced(self.socket_rate, self.open_socket))
+
+    def drain(self, timeout: float) -> tuple[dict, float]:
+        started = time.monotonic()
+        while True:
+            tally = self.service.tally(self.prefix)
+            pending = sum(n for s, n in tally["statuses"].items() if s in ("queued", "sending"))
+            if pending == 0 and tally["statuses"].get("sent", 0) == 0 or time.monotonic() - started > timeout:
+                return tally, time.monotonic() - started
+            time.sleep(2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--send-rate", type=float, default=10.0, help="send-pdf posts per second")
+    parser.add_argument("--read-rate", type=float, default=10.0, help="status reads per second")
+    parser.add_argument("--socket-rate", type=float, default=2.0, help="sockets opened (and closed) per second")
+    args = parser.parse_args()
+
+    sessions = [f"carga_{i:02d}" for i in range(1, args.sessions + 1)]
+    with tempfile.TemporaryDirectory(prefix="bench-mixed-") as tmp, Service(Path(tmp), args.database, sessions) as svc:
+        load = Load(svc, args.minutes * 60, args.send_rate, args.read_rate, args.socket_rate)
+        asyncio.run(load.run())
+        tally, drained_in = load.drain(timeout=180)
+        log_errors = sum(1 for line in svc.log.read_text(errors="replace").splitlines()
+                         if " ERROR " in line or "Traceback" in line)
+
+    warm = [(t, s) for t, s in load.samples if t >= min(60.0, args.minutes * 60 / 5)]
+    first, last = load.samples[0][1], load.samples[-1][1]
+    delivered = sum(n for s, n in tally["statuses"].items() if s in ("delivered", "read"))
+    result = {
+        "minutes": args.minutes,
+        "sessions": args.sessions,
+        "database": args.database,
+        "requests": dict(load.counts),
+        "errors": dict(load.errors),
+        "error_examples": load.error_examples,
+        "server_log_errors": log_errors,
+        "messages": {
+            "accepted": len(load.message_ids),
+            "statuses": tally["statuses"],
+            "delivered": delivered,
+            "received_by_whatsapp": tally["received"],
+            "duplicates": tally["duplicates"],
+            "drained_in_s": round(drained_in, 1),
+        },
+        "send_pdf_latency_ms": {"p50": round((percentile(load.send_latency, 50) or 0) * 1000, 1),
+                                "p99": round((percentile(load.send_latency, 99) or 0) * 1000, 1)},
+        "memory": {
+            "server_rss_mb": {"start": round(first["rss_mb"], 1), "end": round(last["rss_mb"], 1),
+                              "slope_mb_per_min": slope_per_minute([(t, s["rss_mb"]) for t, s in warm])},
+            "all_processes_pss_mb": {"start": round(first["pss_mb"], 1), "end": round(last["pss_mb"], 1),
+                                     "slope_mb_per_min": slope_per_minute([(t, s["pss_mb"]) for t, s in warm])},
+        },
+        "open_files": {"start": first["open_files"], "end": last["open_files"],
+                       "slope_per_min": slope_per_minute([(t, s["open_files"]) for t, s in warm]),
+                       "server_start": first["server_open_files"], "server_end": last["server_open_files"]},
+        "processes": {"start": first["processes"], "end": last["processes"]},
+        "samples": len(load.samples),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Session processes that misbehave, for the fault tests: the simulator, plus one fault each.
+Selected with WHATSAPP_BACKEND="tests.fault_backends:<Class>"; the fault hits the session named in
+FAULT_SESSION only, so the others show that they keep working."""
+
+import os
+import threading
+import time
+from pathlib import Path
+
+from sessions_app.backends.simulator_backend import SimulatorBackend
+
+
+class FloodingBackend(SimulatorBackend):
+    """Sends receipts up its pipe as fast as it can, for ever: a client gone mad."""
+
+    def run(self) -> None:
+        if self.session_id == os.environ.get("FAULT_SESSION"):
+            threading.Thread(target=self._flood, daemon=True).start()
+        super().run()
+
+    def _flood(self) -> None:
+        while True:
+            self.emit({"event": "receipt", "message_ids": ["3EB0FLOOD"], "type": "delivered", "timestamp": time.time()})
+
+
+class ExitMidSendBackend(SimulatorBackend):
+    """The first send of the session ends the process in the middle of it, before WhatsApp got it."""
+
+    def send_document(self, to, data, file_name, mimetype, caption):
+        marker = Path(self.store_dir) / "exited-mid-send"
+        if self.session_id == os.environ.get("FAULT_SESSION") and not marker.exists():
+            marker.write_text("1")
+            os._exit(1)
+        return super().send_document(to, data, file_name, mimetype, caption)

@@ -1,0 +1,156 @@
+"""Property-based fuzzing of the HTTP API from its own OpenAPI schema (/api/schema/), with schemathesis,
+against a real `manage.py serve` (embedded worker, simulator backend): requests that fit the schema and
+requests that do not, with the token, without one and with a wrong one.
+
+For every answer: no 5xx; every error in the contract's shape with a machine-readable code; a request
+that got an error queued nothing (the queue's row count, read from the database the server writes).
+"""
+
+import base64
+import os
+import re
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings as hyp_settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+
+from messaging.models import OutgoingMessage
+from sessions_app.config_file import load_and_mirror
+from tests.conftest import EXAMPLE_SESSIONS, make_pdf
+from tests.processes import serve
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+# Examples per operation, per generation mode, per credential: 13 operations x 2 x (this + 2 x a fifth).
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "80"))
+ERROR_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@pytest.fixture
+def server(configured, tmp_path):
+    # Commands to the worker (pairing code, logout, delete) answer within a second or two here.
+    with serve(tmp_path, SESSION_COMMAND_WAIT_SECONDS="5", SESSION_POLL_SECONDS="0.1") as server:
+        yield server
+
+
+def load_schema(server, token):
+    response = requests.get(f"{server.url}/api/schema/", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert response.status_code == 200, response.text
+    return schemathesis.openapi.from_dict(response.json())
+
+
+def header(response, name: str) -> str:
+    """schemathesis' Response keeps each header as a list of values."""
+    for key, values in response.headers.items():
+        if key.lower() == name:
+            return values[0] if isinstance(values, list) else values
+    return ""
+
+
+def assert_error_shape(case, response) -> None:
+    where = f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]!r}"
+    assert header(response, "content-type").startswith("application/json"), where
+    body = response.json()
+    assert isinstance(body, dict), where
+    assert body.get("success") is False, where
+    assert isinstance(body.get("error"), str) and ERROR_CODE.match(body["error"]), where
+    assert isinstance(body.get("message"), str) and body["message"].strip(), where
+
+
+VALID_PDF = base64.b64encode(make_pdf(3000)).decode()
+VALID_PDF_URLSAFE_WRAPPED = "\n".join(
+    base64.urlsafe_b64encode(make_pdf(3001)).decode()[i : i + 76] for i in range(0, 4004, 76)
+)
+
+
+def with_valid_parts(operation, mode):
+    """For send-pdf, a random body alone almost never holds a PDF of a configured session: graft valid
+    values onto some generated bodies so the rest of the body is fuzzed past those checks, to the queue."""
+    generated = operation.as_strategy(generation_mode=mode)
+    if operation.path != "/api/send-pdf":
+        return generated
+
+    def graft(parts):
+        case, *values = parts
+        if isinstance(case.body, dict):
+            for field, value in zip(("sessionId", "pdfBase64", "to", "caption", "fileName"), values):
+                if value is not None:
+                    case.body[field] = value
+        return case
+
+    return st.tuples(
+        generated,
+        st.sampled_from([None, "tienda_lima", "tienda_cusco"]),
+        st.sampled_from([None, VALID_PDF, VALID_PDF_URLSAFE_WRAPPED]),
+        st.sampled_from([None, "51987654321", "+51 987-654-321"]),
+        st.sampled_from([None, "Gracias por su compra", ""]),
+        st.sampled_from([None, "F001-123.pdf"]),
+    ).map(graft)
+
+
+def restore_example_sessions(settings) -> None:
+    """DELETE /api/sessions/<id> with the token is a valid request; the next operation starts over."""
+    import json
+
+    settings.SESSIONS_CONFIG.write_text(json.dumps(EXAMPLE_SESSIONS))
+    load_and_mirror()
+
+
+def test_fuzzed_requests_get_no_5xx_and_errors_in_the_contract_shape(server, token, settings):
+    schema = load_schema(server, token)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 10, [op.label for op in operations]
+    credentials = {
+        "token": ({"Authorization": f"Bearer {token}"}, EXAMPLES),
+        "none": ({}, max(5, EXAMPLES // 5)),
+        "wrong": ({"Authorization": "Bearer wrong-token-0123456789abcdef"}, max(5, EXAMPLES // 5)),
+    }
+    statuses: dict[int, int] = {}
+    http = requests.Session()
+    no_negative: set[str] = set()
+
+    for operation in operations:
+        restore_example_sessions(settings)
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            for name, (headers, examples) in credentials.items():
+
+                @hyp_settings(
+                    max_examples=examples,
+                    deadline=None,
+                    database=None,
+                    derandomize=True,
+                    suppress_health_check=list(HealthCheck),
+                )
+                @given(case=with_valid_parts(operation, mode))
+                def check(case):
+                    queued = OutgoingMessage.objects.count()
+                    response = case.call(base_url=server.url, session=http, headers=headers, timeout=30)
+                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                    where = f"{name}/{mode.value}: {case.method} {case.formatted_path} -> {response.status_code}"
+                    assert response.status_code < 500, f"{where}: {response.text[:500]!r}"
+                    if response.status_code >= 400:
+                        assert_error_shape(case, response)
+                        assert OutgoingMessage.objects.count() == queued, f"{where} queued a message"
+                    else:
+                        assert OutgoingMessage.objects.count() - queued in (0, 1), f"{where} queued more than one"
+                    if name != "token":
+                        assert response.status_code in (401, 403), where
+                        assert response.json()["error"] == ("missing_token" if name == "none" else "invalid_token")
+
+                try:
+                    check()
+                except Unsatisfiable:
+                    # Nothing of this operation can be made invalid (no parameters, no body).
+                    assert mode is GenerationMode.NEGATIVE, operation.label
+                    no_negative.add(operation.label)
+
+    total = sum(statuses.values())
+    print(f"fuzz: {total} requests over {len(operations)} operations, statuses {dict(sorted(statuses.items()))}; "
+          f"without invalid variants: {sorted(no_negative)}")
+    assert total >= 1000
+    # The generated requests reach past validation too, not only the error paths.
+    assert statuses.get(202, 0) >= 5 and statuses.get(200, 0) >= 10
