@@ -19,7 +19,7 @@ from messaging import asgi_send_pdf  # noqa: E402
 from messaging.queue_writer import shutdown_writer  # noqa: E402
 from sessions_app.routing import websocket_urlpatterns  # noqa: E402
 
-from . import http_guard, rate_limit  # noqa: E402
+from . import http_guard, log_format, rate_limit  # noqa: E402
 from .startup import prepare_service, require_token  # noqa: E402
 
 require_token()  # whatever server imports this refuses to start without a token
@@ -66,6 +66,9 @@ async def _lifespan(receive, send):
             if supervisor is not None:
                 await supervisor.stop()
             await sync_to_async(shutdown_writer, thread_sensitive=False)()
+            # uvicorn ends by re-raising the signal it stopped for, which skips atexit: the log lines
+            # still queued for the writer thread are written now.
+            await sync_to_async(log_format.flush, thread_sensitive=False)()
             await send({"type": "lifespan.shutdown.complete"})
             return
 
