@@ -19,8 +19,6 @@ import base64
 import json
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,16 +29,11 @@ from pathlib import Path
 import httpx
 import websockets
 
-ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "bench-token-0123456789abcdef"
-PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import dispatch  # noqa: E402
+from dispatch import ROOT, TOKEN  # noqa: E402
+
 SAMPLE_SECONDS = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pdf(size: int, seed: int) -> bytes:
@@ -99,48 +92,14 @@ def open_files(pid: int) -> int:
         return 0
 
 
-class Service:
+class Service(dispatch.Service):
+    """The dispatch bench's service (serve, simulator, the sessions linked), pacing off, and what this
+    bench reads off it."""
+
     def __init__(self, tmp: Path, database: str, sessions: list[str]):
-        self.tmp, self.sessions, self.port = tmp, sessions, free_port()
-        config = tmp / "sessions.config.json"
-        config.write_text(json.dumps([{"sessionId": s, "description": f"Carga {s}"} for s in sessions]))
-        if database == "postgres":
-            name = f"bench_mixed_{os.getpid()}"
-            subprocess.run(["psql", PG_URL, "-qc", f"DROP DATABASE IF EXISTS {name}"], capture_output=True)
-            subprocess.run(["psql", PG_URL, "-qc", f"CREATE DATABASE {name}"], capture_output=True, check=True)
-            url = PG_URL.rsplit("/", 1)[0] + "/" + name
-        else:
-            url = f"sqlite:///{tmp / 'bench.sqlite3'}"
-        self.env = {**os.environ, "ENV_FILE": os.devnull, "API_STATIC_TOKEN": TOKEN, "DATABASE_URL": url,
-                    "SESSIONS_CONFIG": str(config), "SESSIONS_DIR": str(tmp / "sessions"),
-                    "WHATSAPP_BACKEND": "simulator", "SESSION_POLL_SECONDS": "0.5", "PYTHONUNBUFFERED": "1",
-                    "SEND_MIN_INTERVAL_SECONDS": "0", "SEND_INTERVAL_JITTER_SECONDS": "0", "SEND_HOURLY_CAP": "0",
-                    "SIMULATOR_DELIVERY_MS": "100", "LOG_LEVEL": "WARNING"}
-        self.env.pop("REDIS_URL", None)
-        self.log = tmp / "serve.log"
+        super().__init__(tmp, database, sessions, SESSION_POLL_SECONDS="0.5", SIMULATOR_DELIVERY_MS="100",
+                         LOG_LEVEL="WARNING", **dispatch.NO_PACING)
         self.url = f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self):
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env, check=True)
-        self.proc = subprocess.Popen([sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port",
-                                      str(self.port)], cwd=ROOT, env=self.env, stdout=open(self.log, "w"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        http = httpx.Client(base_url=self.url, timeout=60, headers={"Authorization": f"Bearer {TOKEN}"})
-        until(lambda: up(http), 60)
-        for s in self.sessions:
-            until(lambda: http.get(f"/api/sessions/{s}").json()["status"] == "qr", 60)
-            http.post(f"/api/simulator/sessions/{s}/scan", json={"phone": "51900000001"})
-        for s in self.sessions:
-            until(lambda: http.get(f"/api/sessions/{s}").json()["status"] == "connected", 60)
-        return self
-
-    def __exit__(self, *exc):
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
 
     def sample(self) -> dict:
         pids = tree(self.proc.pid)
@@ -164,21 +123,6 @@ class Service:
         out = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=self.env,
                              capture_output=True, text=True, check=True).stdout
         return json.loads(out.strip().splitlines()[-1])
-
-
-def up(http: httpx.Client) -> bool:
-    try:
-        return http.get("/healthz").status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def until(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the service did not get there")
-        time.sleep(0.05)
 
 
 class Load:

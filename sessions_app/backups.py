@@ -39,7 +39,7 @@ Progress = Callable[[str], None]
 
 
 class BackupError(Exception):
-    pass
+    """The backup could not be made; the message says why."""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ RUNNING_STATUSES = [*LIVE_STATUSES, SessionStatus.DISCONNECTED]
 
 
 class RestoreError(Exception):
-    pass
+    """The archive was refused or could not be restored; the message says why."""
 
 
 def _read_manifest(tar: tarfile.TarFile) -> dict:

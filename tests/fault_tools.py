@@ -184,15 +184,6 @@ async def socket_events(url: str, until=None, timeout: float = 20.0, into: list 
         return events, ws.close_code
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached in {timeout} s")
-        time.sleep(interval)
 
 
 def session_status(server, auth, session_id: str) -> str:

@@ -11,8 +11,8 @@ from django.db import connection
 from messaging.models import OutgoingMessage
 from sessions_app.models import SimulatorOutbox
 from tests.conftest import pdf_body
-from tests.fault_tools import TcpProxy, session_status, wait_for
-from tests.processes import serve
+from tests.fault_tools import TcpProxy, session_status
+from tests.processes import serve, wait_for
 from tests import processes
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.postgres]

@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from tests.conftest import need, pdf_body
-from tests.fault_tools import REDIS_SERVER, RedisServer, session_status, socket_events, wait_for
-from tests.processes import serve
+from tests.fault_tools import REDIS_SERVER, RedisServer, session_status, socket_events
+from tests.processes import serve, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.redis]
 

@@ -10,8 +10,8 @@ import pytest
 
 from sessions_app.models import SimulatorOutbox, WhatsAppSession
 from tests.conftest import pdf_body
-from tests.fault_tools import session_status, wait_for
-from tests.processes import descendants, serve
+from tests.fault_tools import session_status
+from tests.processes import descendants, serve, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

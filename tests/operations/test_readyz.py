@@ -1,13 +1,12 @@
 """/readyz through real processes: ready only while a worker beats, the database answers and the
 channel layer carries a message."""
 
-import time
 
 import httpx
 import pytest
 
 from sessions_app.models import WorkerHeartbeat
-from tests.processes import free_port, runworker, serve
+from tests.processes import free_port, runworker, serve, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -16,16 +15,6 @@ BEAT = {"WORKER_HEARTBEAT_SECONDS": "0.5", "READY_WORKER_MAX_AGE_SECONDS": "5", 
 
 def readyz(server) -> httpx.Response:
     return httpx.get(f"{server.url}/readyz", timeout=30)
-
-
-def wait_for(what, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = what()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out: {what}")
 
 
 def test_ready_only_while_a_worker_beats(configured, tmp_path):

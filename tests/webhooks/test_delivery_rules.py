@@ -7,21 +7,12 @@ import pytest
 
 from sessions_app.models import SessionStatus
 from sessions_app.session_state import Change, apply_change
-from tests.processes import ServiceProcess, service_env
+from tests.processes import ServiceProcess, service_env, wait_for
 from tests.webhooks.receiver import Receiver
 from webhooks.models import DeliveryStatus, WebhookDelivery
 from webhooks.signing import signature, verify
 
 SECRET = "whsec-test-0123456789abcdef"
-
-
-def wait_for(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 @pytest.mark.slow
@@ -37,7 +28,7 @@ def test_4xx_is_final_but_408_429_and_5xx_are_retried(configured, settings, tmp_
         env = service_env(WEBHOOK_SECRET=SECRET, WEBHOOK_URLS=",".join(settings.WEBHOOK_URLS),
                           WEBHOOK_RETRY_BASE_SECONDS="0.2", WEBHOOK_POLL_SECONDS="0.3")
         with ServiceProcess("deliver_webhooks", env=env, log_path=tmp_path / "deliver.log").start():
-            wait_for(lambda: not WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING).exists())
+            wait_for(lambda: not WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING).exists(), 30)
             time.sleep(1.0)
         rows = {r.url: r for r in WebhookDelivery.objects.all()}
         got = {code: len(r.received()) for code, r in receivers.items()}
