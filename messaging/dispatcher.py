@@ -101,7 +101,11 @@ class Dispatcher:
         event = self._wake[session_id]
         pacer = self._pacers.get(session_id)
         if pacer is None:
-            recent = await self._in_db(send_queue.sent_in_last_hour, session_id)
+            try:
+                recent = await self._in_db(send_queue.sent_in_last_hour, session_id)
+            except Exception:  # the database is away: the cap counts from now, the sender lives on
+                log.warning("session %s: cannot read its recent sends; the hourly cap counts from now", session_id)
+                recent = []
             pacer = self._pacers[session_id] = Pacer(
                 settings.SEND_MIN_INTERVAL_SECONDS, settings.SEND_INTERVAL_JITTER_SECONDS,
                 settings.SEND_HOURLY_CAP, [t.timestamp() for t in recent],
@@ -157,7 +161,11 @@ class Dispatcher:
         await asyncio.gather(*outcomes)
 
     async def _idle_seconds(self, session_id: str) -> float:
-        due = await self._in_db(send_queue.next_due_at, session_id)
+        try:
+            due = await self._in_db(send_queue.next_due_at, session_id)
+        except Exception:  # the database is away: look again soon rather than let the sender die
+            log.warning("session %s: cannot read when its next message is due", session_id, exc_info=True)
+            return 1.0
         if due is None:
             return settings.DISPATCH_SWEEP_SECONDS
         return max(0.0, min(settings.DISPATCH_SWEEP_SECONDS, due.timestamp() - time.time()))
