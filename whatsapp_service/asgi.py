@@ -1,5 +1,6 @@
 """The ASGI application: POST /api/send-pdf on its fast path, everything else through Channels/Django."""
 
+import asyncio
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whatsapp_service.settings")
@@ -19,7 +20,7 @@ from messaging import asgi_send_pdf  # noqa: E402
 from messaging.queue_writer import shutdown_writer  # noqa: E402
 from sessions_app.routing import websocket_urlpatterns  # noqa: E402
 
-from . import http_guard, log_format, rate_limit  # noqa: E402
+from . import http_guard, log_format, rate_limit, stack_dump  # noqa: E402
 from .startup import prepare_service, require_token  # noqa: E402
 
 require_token()  # whatever server imports this refuses to start without a token
@@ -49,6 +50,7 @@ async def _lifespan(receive, send):
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            stack_dump.install(asyncio.get_running_loop())
             try:
                 await sync_to_async(prepare_service)()
                 if settings.EMBEDDED_WORKER:

@@ -11,6 +11,7 @@ import sys
 
 from django.core.management.base import BaseCommand
 
+from whatsapp_service import stack_dump
 from whatsapp_service.startup import StartupError, prepare_service
 
 
@@ -29,6 +30,7 @@ class Command(BaseCommand):
 
     async def _run(self, supervisor) -> None:
         loop = asyncio.get_running_loop()
+        stack_dump.install(loop)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, lambda: loop.create_task(supervisor.stop()))
         await supervisor.run()
