@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 EARLY_RECEIPT_SECONDS = 60.0
 RETRY_SECONDS = 1.0
+STALL_WARNING_SECONDS = 30.0
 
 
 class Recorder:
@@ -69,9 +70,7 @@ class Recorder:
             writes, self._writes = self._writes, []
             receipts, self._receipts = self._receipts, []
             try:
-                results, early = await self.loop.run_in_executor(
-                    self._executor, _write_group, writes, receipts, self._early
-                )
+                results, early = await self._written(writes, receipts)
             except Exception:
                 log.exception("dispatcher: recording %d outcome(s) failed; trying again", len(writes))
                 self._writes[:0], self._receipts[:0] = writes, receipts
@@ -86,6 +85,16 @@ class Recorder:
                     future.set_exception(result)
                 else:
                     future.set_result(result)
+
+    async def _written(self, writes, receipts):
+        """_write_group on the database thread; a warning every STALL_WARNING_SECONDS it takes, since
+        every sender waits for it (a database that accepts a query and never answers)."""
+        started = time.monotonic()
+        future = self.loop.run_in_executor(self._executor, _write_group, writes, receipts, self._early)
+        while not (await asyncio.wait({future}, timeout=STALL_WARNING_SECONDS))[0]:
+            log.warning("dispatcher: recording %d outcome(s) has waited %.0f s for the database; sending waits too",
+                        len(writes), time.monotonic() - started)
+        return future.result()
 
 
 def _write_group(writes, receipts, early):
