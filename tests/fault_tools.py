@@ -84,9 +84,13 @@ class TcpProxy:
         with self._lock:
             sockets, self._sockets = self._sockets, set()
         for s in sockets:
+            # shutdown first: close() alone leaves a socket that a pipe thread is reading alive (the
+            # kernel keeps it for the blocked recv), so the client would wait forever for an answer.
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
-                s.close()
+            s.close()
 
     stop = cut
 

@@ -83,6 +83,16 @@ class ServiceProcess:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def stack_dump(self, timeout: float = 10) -> str:
+        """What each thread and loop task of the process is doing (SIGUSR1, whatsapp_service.stack_dump)."""
+        start = len(self.output())
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while "=== end of stack dump ===" not in self.output()[start:] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        text = self.output()[start:]
+        return text[text.find("=== stack dump"):] if "=== stack dump" in text else "(no stack dump came)"
+
     def kill(self) -> None:
         """kill -9 of the whole process group: no clean shutdown of anything."""
         if self.proc and self.proc.poll() is None:

@@ -78,7 +78,8 @@ def test_database_unreachable_then_back(configured, auth, tmp_path):
                 wait_for(all_sent, 90, interval=0.5, what="every accepted message sent")
             except TimeoutError:
                 rows = list(OutgoingMessage.objects.values_list("file_name", "status", "attempts", "error"))
-                pytest.fail(f"not every message was sent: {rows}\n{server.output()[-6000:]}")
+                dump = server.stack_dump()
+                pytest.fail(f"not every message was sent: {rows}\n{server.output()[-6000:]}\n{dump}")
             assert session_status(server, auth, "tienda_lima") == "connected"
         # Exactly once each: the outbox of the simulated WhatsApp holds each file once.
         names = sorted(SimulatorOutbox.objects.values_list("file_name", flat=True))
