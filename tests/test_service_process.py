@@ -9,7 +9,7 @@ import pytest
 
 from messaging.models import MessagePayload, OutgoingMessage
 from tests.conftest import make_pdf, pdf_body
-from tests.processes import ROOT, serve, service_env
+from tests.processes import ROOT, serve, service_env, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -41,6 +41,17 @@ def test_healthz_needs_no_token_and_checks_the_database(configured, tmp_path):
 def run_serve(env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "manage.py", "serve", "--port", "1", "--no-worker"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_sigusr1_writes_the_stacks_and_the_service_goes_on(configured, auth, tmp_path):
+    with serve(tmp_path, SIMULATOR_SEND_LATENCY_MS="0") as server:
+        wait_for(lambda: "dispatcher started" in server.output(), 30, what="the dispatcher")
+        dump = server.stack_dump()
+        assert "=== end of stack dump ===" in dump
+        assert "Current thread" in dump and "stack_dump.py" in dump  # the threads
+        for task in ("session-supervisor", "dispatcher-recorder"):  # the loop's tasks, by name
+            assert f"--- {task}:" in dump, dump
+        assert httpx.get(f"{server.url}/api/sessions", headers=auth, timeout=10).status_code == 200
 
 
 def test_service_refuses_to_start_without_a_token(configured):
