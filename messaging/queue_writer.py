@@ -15,6 +15,7 @@ import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
@@ -234,13 +235,27 @@ def _insert_payloads(pairs: list[tuple[int, bytes]]) -> None:
 _writer = QueueWriter()
 
 
-def enqueue(request: SendRequest, timeout: float = 30.0) -> Enqueued:
-    """Commit the request to the queue (or find its idempotent twin). Raises ApiError."""
-    return _writer.submit(request).result(timeout=timeout)
+def enqueue(request: SendRequest) -> Enqueued:
+    """Commit the request to the queue (or find its idempotent twin). Raises ApiError, 503 when the
+    commit does not come within QUEUE_WRITE_TIMEOUT_SECONDS."""
+    try:
+        return _writer.submit(request).result(timeout=settings.QUEUE_WRITE_TIMEOUT_SECONDS)
+    except TimeoutError:
+        raise _no_answer() from None
 
 
 async def enqueue_async(request: SendRequest) -> Enqueued:
-    return await asyncio.wrap_future(_writer.submit(request))
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(_writer.submit(request)), settings.QUEUE_WRITE_TIMEOUT_SECONDS)
+    except TimeoutError:
+        raise _no_answer() from None
+
+
+def _no_answer() -> ApiError:
+    # The row may still be committed later: the client retries with the same Idempotency-Key.
+    log.error("queue writer: no commit within %s s; answering 503", settings.QUEUE_WRITE_TIMEOUT_SECONDS)
+    return ApiError(503, "database_unavailable",
+                    _("La base de datos no respondió a tiempo; reintente con la misma Idempotency-Key."))
 
 
 def shutdown_writer() -> None:

@@ -1,5 +1,5 @@
 """Things to break on purpose in fault tests: a Redis server of the test's own, a TCP proxy that can cut
-the way to the database, a tiny file system that fills up."""
+the way to the database, a database that takes writes and does not answer, a tiny file system that fills up."""
 
 import asyncio
 import contextlib
@@ -123,6 +123,26 @@ class TcpProxy:
                     s.shutdown(socket.SHUT_RDWR)
             with self._lock:
                 self._sockets -= {source, sink}
+
+
+def hold_message_writes():
+    """Another client of the test database keeps every write to the message table waiting (a lock
+    on Postgres, the write lock on SQLite) until its rollback()."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        import sqlite3
+
+        other = sqlite3.connect(db["NAME"], isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        return other
+    import psycopg
+
+    other = psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, dbname=db["NAME"],
+                            user=db["USER"], password=db["PASSWORD"] or None)
+    other.execute("LOCK TABLE messaging_outgoingmessage IN EXCLUSIVE MODE")
+    return other
 
 
 class TinyFileSystem:

@@ -11,7 +11,7 @@ from django.db import connection
 from messaging.models import OutgoingMessage
 from sessions_app.models import SimulatorOutbox
 from tests.conftest import pdf_body
-from tests.fault_tools import TcpProxy, session_status
+from tests.fault_tools import TcpProxy, hold_message_writes, session_status
 from tests.processes import serve, wait_for
 from tests import processes
 
@@ -86,3 +86,25 @@ def test_database_unreachable_then_back(configured, auth, tmp_path):
         assert names == sorted([f"Fbefore-{n}.pdf" for n in range(5)] + [f"Fafter-{n}.pdf" for n in range(5)])
     finally:
         proxy.cut()
+
+
+def test_a_database_that_takes_the_write_and_does_not_answer(configured, auth, tmp_path):
+    """send-pdf answers 503 after QUEUE_WRITE_TIMEOUT_SECONDS instead of hanging; the row it was
+    writing is committed once the database answers, and a retry with the same key finds it (one row)."""
+    with serve(tmp_path, "--no-worker", QUEUE_WRITE_TIMEOUT_SECONDS="2") as server:
+        other = hold_message_writes()
+        try:
+            started = time.monotonic()
+            first = send(server, auth, 0, "stuck")
+            took = time.monotonic() - started
+            assert first.status_code == 503, first.text
+            assert first.json()["error"] == "database_unavailable" and "Idempotency-Key" in first.json()["message"]
+            assert took < 10, f"answered after {took:.1f} s"
+        finally:
+            other.rollback()
+            other.close()
+        retry = wait_for(lambda: (r := send(server, auth, 0, "stuck")).status_code == 202 and r, 30,
+                         interval=0.5, what="the retry accepted")
+        assert httpx.get(f"{server.url}/api/messages/{retry.json()['messageId']}", headers=auth,
+                         timeout=10).json()["status"] == "queued"
+    assert OutgoingMessage.objects.filter(idempotency_key="stuck-0").count() == 1

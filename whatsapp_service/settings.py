@@ -109,6 +109,9 @@ WEBHOOK_RETRY_WINDOW_SECONDS = env.float("WEBHOOK_RETRY_WINDOW_SECONDS", default
 WEBHOOK_POLL_SECONDS = env.float("WEBHOOK_POLL_SECONDS", default=2.0)
 
 MAX_PDF_BYTES = env.int("MAX_PDF_BYTES", default=16 * 1024 * 1024)
+# How long send-pdf and send-text wait for the commit of their row before answering 503 (a database
+# that accepts the write and does not answer); a retry with the same Idempotency-Key is safe.
+QUEUE_WRITE_TIMEOUT_SECONDS = env.float("QUEUE_WRITE_TIMEOUT_SECONDS", default=30.0)
 # A JSON body carrying MAX_PDF_BYTES in base64, plus room for the other fields.
 MAX_REQUEST_BYTES = (MAX_PDF_BYTES + 2) // 3 * 4 + 64 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES

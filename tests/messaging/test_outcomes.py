@@ -3,38 +3,24 @@ not answer: senders wait for it, and the log says so instead of the queue going 
 
 import asyncio
 import logging
-import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
-import psycopg
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from messaging import outcomes, send_queue
 from messaging.models import MessageStatus, OutgoingMessage
+from tests.fault_tools import hold_message_writes
 from tests.messaging.test_send_queue import queue_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def lock_the_row(pk: int):
-    """Another client holds the message's row (Postgres) or the database's write lock (SQLite)."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        other = sqlite3.connect(db["NAME"], isolation_level=None)
-        other.execute("BEGIN IMMEDIATE")
-        return other
-    other = psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, dbname=db["NAME"],
-                            user=db["USER"], password=db["PASSWORD"] or None)
-    other.execute("SELECT id FROM messaging_outgoingmessage WHERE id = %s FOR UPDATE", [pk])
-    return other
 
 
 def test_an_outcome_waiting_for_the_database_is_logged_then_recorded(configured, monkeypatch, caplog):
     monkeypatch.setattr(outcomes, "STALL_WARNING_SECONDS", 0.3)
     (row,) = queue_messages(1)
     (claimed,) = send_queue.claim_batch("tienda_lima", "w1", 60)
-    other = lock_the_row(row.pk)
+    other = hold_message_writes()
 
     async def record() -> bool:
         db_thread = ThreadPoolExecutor(1)
