@@ -83,6 +83,14 @@ class ServiceProcess:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_output(self, text: str, count: int = 1, timeout: float = 10) -> str:
+        """The output once `text` is in it `count` times. The service writes its log on a thread of its own
+        (log_format.BackgroundStreamHandler), so a line can land a moment after what it describes."""
+        deadline = time.monotonic() + timeout
+        while (output := self.output()).count(text) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return output
+
     def stack_dump(self, timeout: float = 10) -> str:
         """What each thread and loop task of the process is doing (SIGUSR1, whatsapp_service.stack_dump)."""
         start = len(self.output())

@@ -62,7 +62,7 @@ def test_a_socket_for_a_new_session_on_a_full_disk_gets_an_error_then_works(full
         assert settings.SESSIONS_CONFIG.read_bytes() == before
         assert leftovers(full_disk) == set()
         assert not WhatsAppSession.objects.filter(session_id="tienda_nueva").exists()
-        assert "cannot write the config file" in server.output()
+        assert "cannot write the config file" in server.wait_output("cannot write the config file")
 
         full_disk.free()
         events, _ = asyncio.run(socket_events(url, until=lambda ev: len(ev) >= 1, timeout=30))

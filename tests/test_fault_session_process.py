@@ -57,7 +57,7 @@ def test_a_session_process_flooding_its_pipe_is_killed_while_the_rest_keeps_work
 
         cusco = WhatsAppSession.objects.get(session_id="tienda_cusco")
         assert "flood" in cusco.last_error, cusco.last_error
-        log = server.output()
+        log = server.wait_output("flooding its pipe")
         assert log.count("tienda_cusco: process") >= 2 and "flooding its pipe" in log
         # Bounded memory: the flood is not queued up inside the server.
         assert rss_kib(server.proc.pid) < 400 * 1024
@@ -81,7 +81,7 @@ def test_a_session_process_that_exits_mid_send_is_restarted_and_the_message_goes
         status = wait_for(sent, 60, interval=0.5, what="the message sent after the restart")
         assert status["attempts"] >= 1
         assert session_status(server, auth, "tienda_lima") == "connected"
-        log = server.output()
+        log = server.wait_output("exit code 1")
         assert "exit code 1" in log and log.count("session tienda_lima: process") >= 3  # started, exited, started
     assert list(SimulatorOutbox.objects.values_list("file_name", flat=True)) == ["F001-7.pdf"]
     assert (Path(settings.SESSIONS_DIR) / "tienda_lima" / "exited-mid-send").exists()  # the fault did happen

@@ -145,7 +145,7 @@ def test_qr_codes_rotate_then_time_out_and_wait_for_a_start_request(start_worker
     assert timed_out_row.qr == ""
     assert len(codes) == 3
     # Each code also drawn in the terminal, for whoever runs the service by hand.
-    assert worker.output().count("Sesión tienda_lima: escanee este QR") == 3
+    assert worker.wait_output("Sesión tienda_lima: escanee este QR", 3).count("Sesión tienda_lima: escanee este QR") == 3
     assert "█ ▄▄▄▄▄ █" in worker.output()  # a finder pattern's top edge
     time.sleep(1.5)
     assert len(starts(worker, "tienda_lima")) == 1
@@ -184,7 +184,7 @@ def test_a_killed_or_hanging_session_process_is_replaced_and_the_other_session_s
         if alive(lima):
             os.kill(lima, signal.SIGCONT)
     assert not alive(lima)
-    assert "tienda_lima: no heartbeat" in worker.output()
+    assert "tienda_lima: no heartbeat" in worker.wait_output("tienda_lima: no heartbeat")
     assert cusco_statuses == {SessionStatus.CONNECTED}
     assert starts(worker, "tienda_cusco") == [cusco]
 
