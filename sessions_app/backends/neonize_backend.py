@@ -15,6 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from django.db import connections
+
+from sessions_app import credential_store
 from sessions_app.backends import neonize_events
 from sessions_app.backends.base import BackendError, ClientBackend
 
@@ -33,7 +36,6 @@ class NeonizeBackend(ClientBackend):
         "sessions_app.backends.neonize_events",
         "sessions_app.backends.neonize_backend",
     ]
-    STORE_FILE_NAME = "whatsmeow.sqlite3"
     # WhatsApp's QR codes: the first is valid 60 s, each next one 20 s, about 6 in all. neonize only
     # prints when they run out, so a code not followed by another within its life plus the grace means
     # the link timed out.
@@ -45,7 +47,9 @@ class NeonizeBackend(ClientBackend):
 
     def __init__(self, session_id: str, store_dir: Path, emit: Callable[[dict], None]):
         super().__init__(session_id, store_dir, emit)
-        self.store_path = Path(store_dir) / self.STORE_FILE_NAME
+        # whatsmeow's store (sessions_app.credential_store): a SQLite path, or a lib/pq URL holding the
+        # database password (never logged). Resolved in create_client, in the session process.
+        self.store_location: str | None = None
         self.client: Any = None
         self._lock = threading.Lock()
         self._phone: str | None = None
@@ -82,8 +86,13 @@ class NeonizeBackend(ClientBackend):
         )
 
         sys.unraisablehook = self._on_unraisable
-        # The store path is also the client's key in Go's maps; one client per process, so it is unique.
-        client = NewClient(str(self.store_path))
+        self.store_location = credential_store.location(self.session_id)
+        if credential_store.mode() == credential_store.POSTGRES:
+            # The schema is there; whatsmeow opens connections of its own, this process needs none.
+            connections["default"].close()
+        log.info("session %s: whatsmeow store %s", self.session_id, credential_store.redacted(self.store_location))
+        # The session id is the client's key in Go's maps (not the location: it holds a password).
+        client = NewClient(self.store_location, uuid=self.session_id)
         handlers: dict[type, Callable[[Any], None]] = {
             PairStatusEv: self._on_pair_status,
             ConnectedEv: self._on_connected,

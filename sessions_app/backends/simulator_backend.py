@@ -4,28 +4,26 @@ Unlinked, it shows QR codes that rotate (first valid SIMULATOR_QR_FIRST_SECONDS,
 SIMULATOR_QR_NEXT_SECONDS each, SIMULATOR_QR_COUNT in all), then gives up with `qr_timeout`. The
 simulated phone and server are driven through SimulatorControl rows (written by /api/simulator/...,
 possibly in another process), which the supervisor takes (`take_controls`) and hands to the session
-process (`control`), each once: scan links and connects and stores a small
-credentials file, so a new process reconnects without a QR; drop loses the connection and reconnects
-by itself; logout removes the device; replace (another connection took the number) and ban (a
-temporary ban) end the connection for good, as whatsmeow does. Sends land in SimulatorOutbox and are "delivered" shortly after.
+process (`control`), each once: scan links and connects and stores a small device document (in the
+session's folder or schema: sessions_app.credential_store), so a new process reconnects without a QR;
+drop loses the connection and reconnects by itself; logout removes the device; replace (another
+connection took the number) and ban (a temporary ban) end the connection for good, as whatsmeow does.
+Sends land in SimulatorOutbox and are "delivered" shortly after.
 """
 
 import base64
 import json
 import logging
-import os
 import queue
 import secrets
 import threading
 import time
-from pathlib import Path
 
 from .base import BackendError, ClientBackend
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.1
-CREDENTIALS_FILE = "simulator-device.json"
 # whatsmeow's pairing codes: 8 characters of this alphabet, shown as XXXX-XXXX.
 PAIRING_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"
 
@@ -165,27 +163,28 @@ class SimulatorBackend(ClientBackend):
                 SimulatorControl.objects.filter(pk__in=[r[0] for r in rows]).update(consumed_at=timezone.now())
         return [(sid, {"action": action, "payload": payload or {}}) for _, sid, action, payload in rows]
 
-    # -- stored credentials -------------------------------------------------------------------------
-    @property
-    def _credentials_path(self) -> Path:
-        return self.store_dir / CREDENTIALS_FILE
-
+    # -- stored credentials (a small device document, in the session's folder or schema) -------------
     def _stored_phone(self) -> str | None:
+        from sessions_app import credential_store
+
         try:
-            return json.loads(self._credentials_path.read_text())["phone"] or None
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return json.loads(credential_store.load_simulator_device(self.session_id) or "")["phone"] or None
+        except (ValueError, KeyError, TypeError):
             return None
 
     def _store_credentials(self, phone: str) -> None:
-        tmp = self._credentials_path.with_suffix(".tmp")
+        from sessions_app import credential_store
+
         data = {"phone": phone, "jid": f"{phone}:{secrets.randbelow(90) + 10}@s.whatsapp.net"}
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, self._credentials_path)
+        credential_store.save_simulator_device(self.session_id, json.dumps(data))
 
     def _forget_credentials(self) -> None:
-        self._credentials_path.unlink(missing_ok=True)
+        from django.db import close_old_connections
+
+        from sessions_app import credential_store
+
+        close_old_connections()  # called from the command thread too, which has a connection of its own
+        credential_store.delete_simulator_device(self.session_id)
 
     def _set_state(self, state: str) -> None:
         with self._lock:

@@ -13,6 +13,7 @@ import pytest
 
 from sessions_app.backends import BackendError, backend_class
 from sessions_app.backends.simulator_backend import SimulatorBackend
+from sessions_app.ids import session_dir
 from sessions_app.models import SimulatorControl, SimulatorOutbox
 from tests.conftest import make_pdf
 
@@ -46,12 +47,12 @@ def simulator(configured, settings, tmp_path):
     settings.SIMULATOR_QR_FIRST_SECONDS = 30
     settings.SIMULATOR_RECONNECT_MS = 100
     settings.SIMULATOR_DELIVERY_MS = 50
-    store = tmp_path / "store"
-    store.mkdir(mode=0o700)
     started = []
 
     def start(session_id: str = "tienda_lima") -> Running:
         events: queue.Queue = queue.Queue()
+        store = session_dir(session_id)
+        store.mkdir(mode=0o700, parents=True, exist_ok=True)
         running = Running(backend_class("simulator")(session_id, store, events.put), events)
         started.append(running)
         return running
@@ -92,7 +93,7 @@ def test_scan_pairs_connects_and_stores_credentials_a_new_client_reconnects_with
     phone(running, "scan", phone="51911111111")
     assert running.expect("paired") == {"event": "paired", "phone": "51911111111"}
     assert running.expect("connected") == {"event": "connected", "phone": "51911111111"}
-    files = list((tmp_path / "store").iterdir())
+    files = list(session_dir("tienda_lima").iterdir())
     assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
     running.backend.stop()
     assert running.ended()
@@ -167,14 +168,14 @@ def test_remote_logout_removes_the_device_and_ends_the_client(simulator, tmp_pat
     phone(running, "logout")
     assert running.expect("logged_out") == {"event": "logged_out", "reason": "device_removed"}
     assert running.ended()
-    assert list((tmp_path / "store").iterdir()) == []
+    assert list(session_dir("tienda_lima").iterdir()) == []
 
 
 def test_logout_unlinks_like_whatsmeow_without_an_event(simulator, tmp_path):
     running = linked(simulator)
     running.backend.logout()
     assert running.ended()
-    assert list((tmp_path / "store").iterdir()) == []
+    assert list(session_dir("tienda_lima").iterdir()) == []
     assert running.events.empty()
 
 
