@@ -10,10 +10,7 @@ the slow sweep that is the safety net.
 
 import asyncio
 import logging
-import os
-import socket
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -21,7 +18,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from sessions_app import signals as session_signals
+from sessions_app import session_leases, signals as session_signals
 from sessions_app.models import SessionStatus, WhatsAppSession
 from sessions_app.supervisor import CommandTimeout, SessionUnavailable
 
@@ -35,7 +32,7 @@ log = logging.getLogger(__name__)
 class Dispatcher:
     def __init__(self, supervisor):
         self.supervisor = supervisor
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = supervisor.worker_id  # host:pid:token, also the owner of its session leases
         self.loop = asyncio.get_running_loop()
         # SQLite has one writer at a time: more threads would only queue on its lock, sleeping.
         self._db = ThreadPoolExecutor(1 if connection.vendor == "sqlite" else 4, thread_name_prefix="dispatcher-db")
@@ -51,7 +48,7 @@ class Dispatcher:
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         self.recorder = Recorder(self._db)
-        dead = [o for o in await self._in_db(send_queue.lease_owners) if self._is_dead_local_owner(o)]
+        dead = [o for o in await self._in_db(send_queue.lease_owners) if session_leases.is_dead_local(o, self.owner)]
         if dead:
             count = await self._in_db(send_queue.expire_leases_of, dead)
             log.warning("dispatcher: resuming %d message(s) claimed by stopped workers %s", count, dead)
@@ -79,14 +76,6 @@ class Dispatcher:
         await asyncio.gather(*self._senders.values(), *self._tasks, return_exceptions=True)
         await self.recorder.close()
         self._db.shutdown(wait=True)
-
-    def _is_dead_local_owner(self, owner: str) -> bool:
-        """A claim by an earlier worker process on this host that no longer runs (owner = host:pid:token)."""
-        host, _, rest = owner.partition(":")
-        pid, _, _token = rest.partition(":")
-        if host != socket.gethostname() or not pid.isdigit() or owner == self.owner:
-            return False
-        return int(pid) == os.getpid() or not os.path.exists(f"/proc/{pid}")
 
     def wake(self, session_id: str) -> None:
         if self._stopping:
@@ -122,8 +111,12 @@ class Dispatcher:
             await pacer.wait_turn()
             if self._stopping:
                 return
+            fence = self.supervisor.fence(session_id)
+            if fence is None:  # its process is between leases: the next start wakes this sender
+                await self._sleep(event, settings.DISPATCH_SWEEP_SECONDS)
+                continue
             try:
-                batch = await self._in_db(send_queue.claim_batch, session_id, self.owner, lease, limit)
+                batch = await self._in_db(send_queue.claim_batch, session_id, self.owner, lease, limit, fence)
             except Exception:
                 log.exception("session %s: claiming failed; retrying", session_id)
                 await self._sleep(event, 1.0)

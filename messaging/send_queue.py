@@ -16,9 +16,10 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
+from sessions_app.models import SessionLease
 from webhooks.events import message_statuses_changed
 
 from .models import MessagePayload, MessageStatus, OutgoingMessage
@@ -41,20 +42,31 @@ class Claimed:
     data: bytes
 
 
-def _due(now: datetime) -> Q:
+def _due(now: datetime, owner: str | None = None) -> Q:
+    """Queued and due, or claimed by a sender whose lease expired. Under a session lease (`owner`
+    given), a claim by any other sender is abandoned too: it was a former holder's, fenced off."""
     queued = Q(status=MessageStatus.QUEUED) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-    abandoned = Q(status=MessageStatus.SENDING, lease_expires_at__lt=now)
-    return queued | abandoned
+    gone = Q(lease_expires_at__lt=now) if owner is None else Q(lease_expires_at__lt=now) | ~Q(lease_owner=owner)
+    return queued | (Q(status=MessageStatus.SENDING) & gone)
 
 
-def claim_batch(session_id: str, owner: str, lease_seconds: float, limit: int = 1) -> list[Claimed]:
-    """Claim up to `limit` of the session's due messages, oldest first, in one transaction."""
+def claim_batch(session_id: str, owner: str, lease_seconds: float, limit: int = 1,
+                fence: tuple[str, int] | None = None) -> list[Claimed]:
+    """Claim up to `limit` of the session's due messages, oldest first, in one transaction. With a
+    `fence` (worker id, epoch), only while that worker holds the session's lease of that epoch."""
     now = timezone.now()
     expires = now + timedelta(seconds=lease_seconds)
     fields = ("id", "message_id", "session_id", "to", "file_name", "caption", "mimetype", "kind", "attempts",
               "status", "lease_owner")
     with transaction.atomic():
-        head = OutgoingMessage.objects.filter(_due(now), session_id=session_id).order_by("id")
+        if fence is not None:
+            # Locked, so a takeover of the session waits for this claim to commit, and the new
+            # holder's first claim sees what was claimed here (and takes it back).
+            lease = SessionLease.objects.select_for_update(no_key=True).filter(
+                session_id=session_id, owner=fence[0], epoch=fence[1], expires_at__gt=Now())
+            if not list(lease.values_list("pk", flat=True)):
+                return []
+        head = OutgoingMessage.objects.filter(_due(now, fence and owner), session_id=session_id).order_by("id")
         if connection.features.has_select_for_update_skip_locked:
             head = head.select_for_update(skip_locked=True)
         rows = list(head.only(*fields)[:limit])
@@ -62,7 +74,7 @@ def claim_batch(session_id: str, owner: str, lease_seconds: float, limit: int = 
             return []
         # The compare-and-swap: a row is taken only if it is still due (SQLite's IMMEDIATE transaction
         # and Postgres's row locks already keep others out; this holds even without them).
-        won = OutgoingMessage.objects.filter(_due(now), pk__in=[r.pk for r in rows]).update(
+        won = OutgoingMessage.objects.filter(_due(now, fence and owner), pk__in=[r.pk for r in rows]).update(
             status=MessageStatus.SENDING, lease_owner=owner, lease_expires_at=expires,
             attempts=F("attempts") + 1, updated_at=now,
         )

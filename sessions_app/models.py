@@ -55,9 +55,25 @@ class WorkerHeartbeat(models.Model):
     pid = models.PositiveIntegerField()
     started_at = models.DateTimeField()
     beat_at = models.DateTimeField(db_index=True)
+    capacity = models.PositiveIntegerField(default=0)  # sessions it runs at most; 0: no limit
 
     def __str__(self) -> str:
         return self.worker_id
+
+
+class SessionLease(models.Model):
+    """Which worker runs a session (sessions_app.session_leases). `epoch` grows by one each time the
+    session changes hands: it fences a worker that lost the lease without knowing it. Times are the
+    database's clock, so workers on hosts whose clocks differ agree on who holds what."""
+
+    session_id = models.CharField(max_length=64, primary_key=True)
+    owner = models.CharField(max_length=128, blank=True, default="", db_index=True)
+    epoch = models.PositiveBigIntegerField(default=0)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    acquired_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.session_id}@{self.owner or '-'}#{self.epoch}"
 
 
 class CommandState(models.TextChoices):

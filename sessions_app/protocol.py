@@ -18,6 +18,8 @@ Supervisor -> session process (commands). Those with `req_id` get exactly one `r
     {"cmd": "control", "action": str, "payload": dict}              (no reply; the simulated phone's action,
                                                                      ClientBackend.control)
     {"cmd": "stop"}                                                  (no reply; the process exits)
+    {"cmd": "lease", "seconds": float}                               (no reply; the session lease holds this much
+                                                                     longer: unrenewed, the process stops itself)
 
 Session process -> supervisor (events):
     {"event": "reply", "req_id": int, "ok": bool, "result": dict | None, "error": str | None,
@@ -44,7 +46,7 @@ Channel layer, group `session.<id>` (see group_name), after the database commit:
 HEARTBEAT_SECONDS = 2.0
 HEARTBEAT_TIMEOUT_SECONDS = 15.0
 
-COMMANDS = {"send_document", "send_text", "check_numbers", "pairing_code", "logout", "lookup_sent", "control", "stop"}
+COMMANDS = {"send_document", "send_text", "check_numbers", "pairing_code", "logout", "lookup_sent", "control", "stop", "lease"}
 EVENTS = {
     "reply", "heartbeat", "qr", "qr_timeout", "paired", "connected", "disconnected", "logged_out",
     "stream_replaced", "temporary_ban", "connect_failure", "keepalive_timeout", "keepalive_restored",

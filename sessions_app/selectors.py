@@ -1,16 +1,19 @@
 """Reads of sessions, shaped as the contract shows them."""
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models.functions import Now
 from django.utils.translation import gettext as _
 
 from whatsapp_service.errors import ApiError
 
 from .ids import InvalidSessionId, validate_session_id
-from .models import WhatsAppSession
+from .models import SessionLease, WhatsAppSession
 
 
 def configured_sessions() -> QuerySet[WhatsAppSession]:
-    return WhatsAppSession.objects.filter(in_config=True)
+    """With `worker`: the worker that holds the session's lease now (runs it), or None."""
+    holder = SessionLease.objects.filter(session_id=OuterRef("pk"), expires_at__gt=Now()).exclude(owner="")
+    return WhatsAppSession.objects.filter(in_config=True).annotate(worker=Subquery(holder.values("owner")[:1]))
 
 
 def invalid_session_id_error() -> ApiError:
@@ -40,4 +43,5 @@ def session_as_json(s: WhatsAppSession) -> dict:
         "status": s.status,
         "phone": s.phone or None,
         "lastError": s.last_error or None,
+        "worker": getattr(s, "worker", None) or None,
     }

@@ -17,6 +17,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -36,11 +37,13 @@ EXIT_OK = 0  # stopped on request, or the client's life ended (logged out, QR ti
 EXIT_CONNECT_FAILED = 3  # run() raised BackendError: the connection could not be made
 EXIT_CRASHED = 4  # run() raised something else
 EXIT_PARENT_GONE = 5  # the supervisor went away
+EXIT_LEASE_LOST = 6  # the supervisor stopped renewing the session's lease (sessions_app.session_leases)
 EXIT_DESCRIPTIONS = {
     EXIT_OK: "ended",
     EXIT_CONNECT_FAILED: "connect failed",
     EXIT_CRASHED: "crashed",
     EXIT_PARENT_GONE: "supervisor gone",
+    EXIT_LEASE_LOST: "lease not renewed",
 }
 PR_SET_PDEATHSIG = 1
 # A child whose run() does not return after stop (or after its supervisor vanished) exits anyway.
@@ -58,9 +61,11 @@ def describe_exit(code: int | None) -> str:
     return EXIT_DESCRIPTIONS.get(code, f"exit code {code}")
 
 
-def spawn(session_id: str, backend: str | None = None) -> tuple[multiprocessing.Process, Connection]:
+def spawn(session_id: str, backend: str | None = None, lease_seconds: float = float("inf")
+          ) -> tuple[multiprocessing.Process, Connection]:
     """Start the session process for a (validated) session id; returns it and the supervisor's end of
-    its pipe. Blocks while the forkserver starts (the first time) and forks."""
+    its pipe. Blocks while the forkserver starts (the first time) and forks. The process stops itself
+    `lease_seconds` from now unless a `lease` command extends it."""
     from .ids import session_dir
 
     backend = backend or settings.WHATSAPP_BACKEND
@@ -76,7 +81,7 @@ def spawn(session_id: str, backend: str | None = None) -> tuple[multiprocessing.
     ours, theirs = ctx.Pipe(duplex=True)
     process = ctx.Process(
         target=child_main,
-        args=(session_id, backend, str(store), theirs, settings.SESSION_HEARTBEAT_SECONDS),
+        args=(session_id, backend, str(store), theirs, settings.SESSION_HEARTBEAT_SECONDS, lease_seconds),
         name=f"session-{session_id}",
         daemon=True,  # multiprocessing's exit handler terminates them if the supervisor forgets
     )
@@ -155,8 +160,10 @@ def _exit_soon(code: int, after: float) -> None:
 
 
 class _Child:
-    def __init__(self, session_id: str, conn: Connection, heartbeat_seconds: float, store_dir: Path):
+    def __init__(self, session_id: str, conn: Connection, heartbeat_seconds: float, store_dir: Path,
+                 lease_seconds: float):
         self.session_id = session_id
+        self.lease_ends = time.monotonic() + lease_seconds
         self.journal = SentJournal(store_dir / "sent-journal.jsonl")
         self.conn = conn
         self.heartbeat_seconds = heartbeat_seconds
@@ -165,6 +172,7 @@ class _Child:
         self.done = threading.Event()
         self.stopping = False
         self.parent_gone = False
+        self.lease_lost = False
         self.backend: ClientBackend | None = None
 
     def emit(self, event: dict) -> None:
@@ -189,7 +197,9 @@ class _Child:
                 _exit_soon(EXIT_PARENT_GONE, STOP_GRACE_SECONDS)
                 return
             name = protocol.kind(message)
-            if name == "stop":
+            if name == "lease":
+                self.lease_ends = time.monotonic() + float(message.get("seconds") or 0)
+            elif name == "stop":
                 self.stopping = True
                 self._stop_backend()
                 _exit_soon(EXIT_OK, STOP_GRACE_SECONDS)
@@ -261,6 +271,17 @@ class _Child:
         while not self.done.wait(self.heartbeat_seconds):
             self.emit({"event": "heartbeat"})
 
+    def keep_lease(self) -> None:
+        """A supervisor that stops renewing (paused, cut off from the database) may lose the session to
+        another worker: the connection ends before the lease can expire, so the number never runs twice."""
+        while not self.done.wait(0.1):
+            if time.monotonic() > self.lease_ends:
+                log.warning("session %s: its lease was not renewed in time; stopping", self.session_id)
+                self.stopping = self.lease_lost = True
+                _exit_soon(EXIT_LEASE_LOST, 0.5)
+                self._stop_backend()
+                return
+
     def install_hooks(self) -> None:
         """Exceptions nobody catches (a ctypes callback's, a thread's) reach the supervisor."""
 
@@ -277,7 +298,8 @@ class _Child:
 
 
 def child_main(
-    session_id: str, backend_name: str, store_dir: str, conn: Connection, heartbeat_seconds: float
+    session_id: str, backend_name: str, store_dir: str, conn: Connection, heartbeat_seconds: float,
+    lease_seconds: float,
 ) -> None:
     _die_with_parent()
     # Ctrl-C reaches the whole process group; the supervisor decides how its sessions stop.
@@ -285,10 +307,10 @@ def child_main(
     log_format.configure_if_unconfigured()  # the forkserver may not have set Django up
     log_format.set_process_fields(session_id=session_id)
     pump = _stdout_into_logging()
-    child = _Child(session_id, conn, heartbeat_seconds, Path(store_dir))
+    child = _Child(session_id, conn, heartbeat_seconds, Path(store_dir), lease_seconds)
     child.install_hooks()
     for target, name in ((child.read_commands, "commands-in"), (child.execute_commands, "commands"),
-                         (child.beat, "heartbeat")):
+                         (child.beat, "heartbeat"), (child.keep_lease, "lease")):
         threading.Thread(target=target, name=name, daemon=True).start()
     code = EXIT_OK
     try:
@@ -304,6 +326,8 @@ def child_main(
         code = EXIT_CRASHED
     if child.parent_gone:
         code = EXIT_PARENT_GONE
+    elif child.lease_lost:
+        code = EXIT_LEASE_LOST
     child.done.set()
     _drain_stdout(pump)
     _exit_now(code)

@@ -6,7 +6,6 @@ the status: the row never says `connected` unless the client said so and is stil
 """
 
 import logging
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -17,8 +16,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import signals
-from .ids import session_dir
+from . import credential_store, signals
 from .models import SessionStatus, WhatsAppSession
 from .protocol import group_name, kind
 
@@ -175,10 +173,10 @@ def _announce_receipt(session_id: str, event: dict) -> None:
             log.error("session %s: receipt receiver %r failed: %r", session_id, receiver, result)
 
 
-def mark_all_stopped() -> int:
-    """At supervisor start no process runs yet, so no row may claim one does (a worker killed with
-    SIGKILL leaves its last statuses behind)."""
-    return WhatsAppSession.objects.filter(status__in=LIVE_STATUSES).update(
+def mark_all_stopped(elsewhere: set[str] = frozenset()) -> int:
+    """At supervisor start no process of this worker runs yet, so no row may claim one does (a worker
+    killed with SIGKILL leaves its last statuses behind), except the sessions other live workers run."""
+    return WhatsAppSession.objects.filter(status__in=LIVE_STATUSES).exclude(session_id__in=elsewhere).update(
         status=SessionStatus.STOPPED, qr="", updated_at=timezone.now()
     )
 
@@ -206,8 +204,5 @@ def count(session_id: str, counter: str) -> None:
 
 
 def forget_credentials(session_id: str) -> None:
-    """Delete the stored WhatsApp credentials; the next start links anew."""
-    path = session_dir(session_id)
-    if path.exists():
-        shutil.rmtree(path)
-        log.info("session %s: stored credentials deleted", session_id)
+    """Delete the stored WhatsApp credentials (files or schema: credential_store); the next start links anew."""
+    credential_store.forget(session_id)

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
-from . import protocol, session_commands, session_process, session_state, signals, worker_heartbeat
+from . import protocol, session_commands, session_leases, session_process, session_state, signals, worker_heartbeat
 from .backends import backend_class
 from .models import SessionCommand, SessionStatus, WhatsAppSession
 from .session_handle import CommandTimeout, SessionHandle, SessionUnavailable
@@ -61,11 +61,18 @@ class Slot:
     hung: bool = False
     starting: bool = False
     was_connected: bool = False  # since its last link: a later "connected" is a reconnect
+    epoch: int | None = None  # of the session lease its process runs under
+
+
+def lease_margin() -> float:
+    """How long before its lease can expire a worker stops trusting it (session processes stop then)."""
+    return settings.SESSION_LEASE_SECONDS / 4 + 1.0
 
 
 class Supervisor:
-    def __init__(self, backend: str | None = None, print_qr: bool | None = None):
+    def __init__(self, backend: str | None = None, print_qr: bool | None = None, capacity: int | None = None):
         self.backend = backend or settings.WHATSAPP_BACKEND
+        self.capacity = settings.WORKER_CAPACITY if capacity is None else capacity
         backend_class(self.backend)  # an unknown name fails here, not in every session process
         if print_qr is None:
             print_qr = settings.PRINT_QR
@@ -83,7 +90,11 @@ class Supervisor:
         self._main_task: asyncio.Task | None = None
         self.worker_id = worker_heartbeat.new_worker_id()
         self._started_at = timezone.now()
-        self._last_beat = float("-inf")
+        # The sessions this worker holds (session_leases): id -> epoch; trusted until _lease_until (monotonic).
+        self.leases: dict[str, int] = {}
+        self._lease_until = float("-inf")
+        self._last_turn = float("-inf")
+        self._handing_over: set[str] = set()
 
     # -- public ----------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -104,6 +115,14 @@ class Supervisor:
     def is_running(self, session_id: str) -> bool:
         return self._handle(session_id) is not None
 
+    def fence(self, session_id: str) -> tuple[str, int] | None:
+        """(worker id, epoch) while this worker runs the session under its current lease, else None."""
+        slot = self.slots.get(session_id)
+        epoch = self.leases.get(session_id)
+        if slot is None or slot.handle is None or epoch is None or slot.epoch != epoch:
+            return None
+        return self.worker_id, epoch
+
     def _handle(self, session_id: str) -> SessionHandle | None:
         slot = self.slots.get(session_id)
         return slot.handle if slot is not None and slot.handle is not None and slot.handle.running else None
@@ -120,19 +139,19 @@ class Supervisor:
 
     # -- the loop ----------------------------------------------------------------------------------
     async def _main(self) -> None:
-        await self._in_db(session_state.mark_all_stopped)
+        await self._in_db(lambda: session_state.mark_all_stopped(session_leases.held_elsewhere(self.worker_id)))
         publisher = self.loop.create_task(self._publisher(), name="session-events")
-        log.info("supervisor started (backend %s)", self.backend)
+        log.info("supervisor started as %s (backend %s)", self.worker_id, self.backend)
         signals.supervisor_started.send_robust(sender=Supervisor, supervisor=self)
         try:
             while not self._stopping.is_set():
+                every = min(settings.SESSION_LEASE_RENEW_SECONDS, settings.WORKER_HEARTBEAT_SECONDS)
+                if time.monotonic() - self._last_turn >= every:
+                    await self._lease_turn()
                 try:
                     await self._tick()
                 except Exception:
                     log.exception("supervisor: a turn failed; trying again")
-                if time.monotonic() - self._last_beat >= settings.WORKER_HEARTBEAT_SECONDS:
-                    self._last_beat = time.monotonic()
-                    self._db.submit(_quietly, worker_heartbeat.beat, self.worker_id, self._started_at)
                 try:
                     await asyncio.wait_for(self._stopping.wait(), settings.SESSION_POLL_SECONDS)
                 except TimeoutError:
@@ -154,10 +173,69 @@ class Supervisor:
             publisher.cancel()
             log.info("supervisor stopped")
 
+    async def _lease_turn(self) -> None:
+        """Renew this worker's leases, take its share of free sessions, hand over its surplus."""
+        self._last_turn = started = time.monotonic()
+        try:
+            turn = await self._in_db(session_leases.turn, self.worker_id, self._started_at, self.capacity,
+                                     settings.SESSION_LEASE_SECONDS)
+        except Exception as exc:  # the database is away: the sessions run until the lease can no longer be trusted
+            log.warning("supervisor: cannot renew the session leases: %s", exc)
+            return
+        self._lease_until = started + settings.SESSION_LEASE_SECONDS - lease_margin()
+        for session_id, epoch in self.leases.items():
+            if turn.held.get(session_id) != epoch and session_id not in self._handing_over:
+                log.warning("session %s: lease lost (epoch %d); stopping it here", session_id, epoch)
+        for session_id in turn.acquired:
+            log.info("session %s: lease taken (epoch %d)", session_id, turn.held[session_id])
+        self.leases = {s: e for s, e in turn.held.items() if s not in self._handing_over}
+        for session_id in turn.surplus:
+            if session_id not in self._handing_over:
+                self._handing_over.add(session_id)
+                self.leases.pop(session_id, None)
+                self._spawn_task(self._hand_over(session_id))
+        left = self._lease_until - time.monotonic()
+        for slot in list(self.slots.values()):
+            if slot.handle is not None and slot.epoch is not None and self.leases.get(slot.session_id) == slot.epoch:
+                try:
+                    await slot.handle.send({"cmd": "lease", "seconds": left})
+                except SessionUnavailable:
+                    pass
+
+    async def _hand_over(self, session_id: str) -> None:
+        """Above this worker's share (another joined): stop the session here, then release its lease."""
+        log.info("session %s: handing it over to another worker", session_id)
+        slot = self.slots.get(session_id)
+        while slot is not None and slot.starting:
+            await asyncio.sleep(0.05)
+        if slot is not None:
+            self._give_up(slot, "handed_over")
+            if slot.handle is not None:
+                await slot.handle.exited.wait()
+        self._save(session_id, session_state.Change(status=SessionStatus.STOPPED, qr=""))
+        try:
+            await self._in_db(session_leases.release, self.worker_id, [session_id])
+        finally:
+            self._handing_over.discard(session_id)
+
+    def _give_up(self, slot: Slot, reason: str) -> None:
+        """Its lease is another worker's now (or about to be): stop its process and forget the slot,
+        writing nothing about it (the new holder does)."""
+        if slot.retire:
+            return
+        slot.retire = True
+        if slot.handle is None and not slot.starting:
+            self.slots.pop(slot.session_id, None)
+        else:
+            self._hold(slot, reason)
+
     async def _tick(self) -> None:
         rows = await self._in_db(lambda: {r.session_id: r for r in WhatsAppSession.objects.filter(in_config=True)})
         now = time.monotonic()
+        trusted = self._lease_until - now > 1.0  # a process started now would have time to connect
         for session_id, row in rows.items():
+            if session_id not in self.leases:
+                continue
             slot = self.slots.get(session_id)
             if slot is None:
                 slot = self.slots[session_id] = Slot(session_id)
@@ -168,13 +246,17 @@ class Supervisor:
             requested = row.start_requested_at
             if requested is not None and slot.stopped_at is not None and requested > slot.stopped_at:
                 slot.next_start = now
-            if slot.next_start is not None and slot.next_start <= now:
+            if trusted and slot.next_start is not None and slot.next_start <= now:
                 slot.starting = True
                 slot.hold, slot.forget, slot.hung = None, False, False
                 self._spawn_task(self._start(slot))
         for slot in list(self.slots.values()):
-            if slot.session_id not in rows and not slot.retire:
+            if slot.retire:
+                continue
+            if slot.session_id not in rows:
                 self._retire(slot)
+            elif slot.session_id not in self.leases or (slot.handle is not None and slot.epoch != self.leases[slot.session_id]):
+                self._give_up(slot, "lease_lost")
             elif slot.handle is not None and not slot.hung:
                 silent = now - slot.handle.last_seen
                 if silent > settings.SESSION_HEARTBEAT_TIMEOUT_SECONDS:
@@ -194,9 +276,15 @@ class Supervisor:
 
     # -- processes ---------------------------------------------------------------------------------
     async def _start(self, slot: Slot) -> None:
+        epoch = self.leases.get(slot.session_id)
         try:
+            # The fence: a process starts only under a lease the database confirms.
+            if epoch is None or not await self._in_db(session_leases.holds, self.worker_id, slot.session_id, epoch):
+                slot.starting = False
+                return  # the next lease turn and tick sort it out
             process, conn = await self.loop.run_in_executor(
-                self._spawner, session_process.spawn, slot.session_id, self.backend
+                self._spawner, session_process.spawn, slot.session_id, self.backend,
+                self._lease_until - time.monotonic(),
             )
         except Exception as exc:
             slot.starting = False
@@ -205,12 +293,13 @@ class Supervisor:
             self._schedule_restart(slot)
             return
         slot.starting = False
+        slot.epoch = epoch
         slot.next_start = None  # while it runs; what ends it decides when the next one starts
         # Saved before any event of the new process can be: the database thread keeps the order.
         self._save(slot.session_id, session_state.Change(status=SessionStatus.INITIALIZING, qr=""))
         slot.handle = SessionHandle(slot.session_id, process, conn, self._writers,
                                     partial(self._on_message, slot), partial(self._on_exit, slot))
-        log.info("session %s: process %d started", slot.session_id, process.pid)
+        log.info("session %s: process %d started (epoch %d)", slot.session_id, process.pid, epoch)
         if self._stopping.is_set() or slot.retire or slot.hold is not None:  # decided while it started
             self._spawn_task(self._stop_process(slot))
 
@@ -226,6 +315,9 @@ class Supervisor:
             return
         if slot.hold is not None:
             return  # stopped on purpose: its policy already said what comes next
+        if code == session_process.EXIT_LEASE_LOST:  # this worker could not renew in time: not a failure
+            slot.next_start = time.monotonic()  # again as soon as the lease is trusted, if still held
+            return
         slot.stopped_at = timezone.now()
         if handle.kill_reason is not None:
             detail = handle.kill_reason
@@ -290,7 +382,9 @@ class Supervisor:
             self._hold(slot, "connect_failure", after=after)
         elif name == "error":
             log.error("session %s: %s", slot.session_id, message.get("message"))
-        self._db.submit(_quietly, session_state.apply_event, slot.session_id, message, self._publish)
+        # Fenced: a worker that was paused past its lease must not overwrite what the new holder wrote.
+        self._db.submit(_quietly, self._as_holder, slot.session_id, slot.epoch, session_state.apply_event,
+                        slot.session_id, message, self._publish)
 
     def _hold(self, slot: Slot, reason: str, after: float | None = None, forget: bool = False,
               stop: bool = True) -> None:
@@ -367,6 +461,13 @@ class Supervisor:
     async def _in_db(self, fn, *args):
         return await self.loop.run_in_executor(self._db, partial(_with_fresh_connection, fn, *args))
 
+    def _as_holder(self, session_id: str, epoch: int | None, fn, *args) -> None:
+        """On the database thread: fn(*args) if this worker still holds the session's lease."""
+        if epoch is not None and not session_leases.holds(self.worker_id, session_id, epoch):
+            log.info("session %s: lease of epoch %d gone; not recording its event", session_id, epoch)
+            return
+        fn(*args)
+
     def _save(self, session_id: str, change: session_state.Change) -> None:
         self._db.submit(_quietly, session_state.apply_change, session_id, change, self._publish)
 
@@ -410,6 +511,7 @@ class Supervisor:
         await asyncio.gather(*(self._stop_process(slot) for slot in running))
         for slot in self.slots.values():
             self._db.submit(_quietly, session_state.mark_stopped, slot.session_id, self._publish)
+        self._db.submit(_quietly, session_leases.release_all, self.worker_id)
         self._db.submit(_quietly, worker_heartbeat.forget, self.worker_id)
         await self._in_db(lambda: None)  # the database thread has saved everything before this
         self._db.shutdown()

@@ -23,6 +23,7 @@ class SessionOutputSerializer(serializers.Serializer):
     status = serializers.ChoiceField(SessionStatus.values)
     phone = serializers.CharField(allow_null=True)
     lastError = serializers.CharField(allow_null=True)
+    worker = serializers.CharField(allow_null=True, help_text="the worker running it (host:pid:id), or null")
 
 
 class SuccessSerializer(serializers.Serializer):

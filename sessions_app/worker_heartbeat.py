@@ -20,12 +20,12 @@ def new_worker_id() -> str:
 FORGOTTEN_AFTER = timedelta(days=1)
 
 
-def beat(worker_id: str, started_at: datetime) -> None:
+def beat(worker_id: str, started_at: datetime, capacity: int = 0) -> None:
     WorkerHeartbeat.objects.filter(beat_at__lt=timezone.now() - FORGOTTEN_AFTER).delete()
     WorkerHeartbeat.objects.update_or_create(
         worker_id=worker_id,
         defaults={"host": socket.gethostname()[:255], "pid": os.getpid(), "started_at": started_at,
-                  "beat_at": timezone.now()},
+                  "beat_at": timezone.now(), "capacity": max(0, capacity)},
     )
 
 

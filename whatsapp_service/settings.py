@@ -59,6 +59,13 @@ SESSION_COMMAND_WAIT_SECONDS = env.float("SESSION_COMMAND_WAIT_SECONDS", default
 # The worker writes its heartbeat row this often; /readyz wants one younger than the max age.
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)
 READY_WORKER_MAX_AGE_SECONDS = env.float("READY_WORKER_MAX_AGE_SECONDS", default=30.0)
+# Session ownership (sessions_app.session_leases): a worker holds each session it runs by a lease it
+# renews every SESSION_LEASE_RENEW_SECONDS; a worker that stops renewing loses its sessions to the
+# others SESSION_LEASE_SECONDS later (its session processes stop by themselves before that).
+SESSION_LEASE_SECONDS = env.float("SESSION_LEASE_SECONDS", default=15.0)
+SESSION_LEASE_RENEW_SECONDS = env.float("SESSION_LEASE_RENEW_SECONDS", default=3.0)
+# How many sessions this worker runs at most (runworker --capacity); 0: no limit.
+WORKER_CAPACITY = env.int("WORKER_CAPACITY", default=0)
 # Print each QR in the terminal; default: when DEBUG or when stdout is a terminal.
 PRINT_QR = env.bool("PRINT_QR", default=None)
 
@@ -213,6 +220,18 @@ else:
     # One test database per test run here too: two runs against one server stay apart.
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Where each session's WhatsApp credentials live (sessions_app.credential_store): `files` (SESSIONS_DIR),
+# `postgres` (a schema per session in the default database: any worker can resume any session), or
+# `auto`: postgres when the database is PostgreSQL. `manage.py move_credentials` moves them.
+CREDENTIALS_STORE = env.str("CREDENTIALS_STORE", default="auto").strip().lower()
+_postgres_database = "postgresql" in DATABASES["default"]["ENGINE"] or "postgis" in DATABASES["default"]["ENGINE"]
+if CREDENTIALS_STORE == "auto":
+    CREDENTIALS_STORE = "postgres" if _postgres_database else "files"
+elif CREDENTIALS_STORE not in ("files", "postgres"):
+    raise ImproperlyConfigured(f"CREDENTIALS_STORE={CREDENTIALS_STORE!r}: use auto, files or postgres")
+elif CREDENTIALS_STORE == "postgres" and not _postgres_database:
+    raise ImproperlyConfigured("CREDENTIALS_STORE=postgres needs a PostgreSQL database (DATABASE_URL=postgres://...)")
 
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:

@@ -14,12 +14,14 @@ import sys
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from django.conf import settings
 
 from sessions_app.backends.base import BackendError
 from sessions_app.backends.neonize_backend import NeonizeBackend
+from sessions_app.ids import session_dir
 
 PHONE = "51987654321"
 
@@ -88,9 +90,10 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def backend(tmp_path, recorder, monkeypatch):
+def backend(tmp_path, recorder, monkeypatch, settings):
     # create_client installs the child's unraisable hook; give the test process its own back afterwards.
     monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+    settings.SESSIONS_DIR = tmp_path / "sessions"
     b = NeonizeBackend("tienda_lima", tmp_path, recorder)
     b.create_client()
     yield b
@@ -240,8 +243,9 @@ def test_commands_need_a_connection(backend):
         assert refused.value.code == "not_connected"
 
 
-def test_an_exception_in_a_handler_becomes_an_error_event(tmp_path, monkeypatch):
+def test_an_exception_in_a_handler_becomes_an_error_event(tmp_path, monkeypatch, settings):
     monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+    settings.SESSIONS_DIR = tmp_path / "sessions"
     received = Recorder()
 
     def emit(event):
@@ -274,7 +278,9 @@ def test_a_real_connect_without_network_fails_fast(backend):
     assert failed.value.code == "connect_failed"
     assert "web.whatsapp.com" in failed.value.message
     assert time.monotonic() - started < 30  # generous: only shows that it does not hang
-    assert backend.store_path.exists()  # the store is the session's own file in its folder
+    # The store is the session's own file in its folder (credentials in files, as in these tests).
+    assert backend.store_location == str(session_dir("tienda_lima") / "whatsmeow.sqlite3")
+    assert Path(backend.store_location).exists()
 
 
 def test_the_supervisor_side_import_stays_light():
@@ -305,7 +311,7 @@ print(json.dumps({"light": light, "python_side": "neonize.client" in sys.modules
 # ----- through the real worker ---------------------------------------------------------------------
 
 START_LINE = re.compile(
-    r"^(\S+ \S+) INFO sessions_app\.supervisor session tienda_lima: process (\d+) started$"
+    r"^(\S+ \S+) INFO sessions_app\.supervisor session tienda_lima: process (\d+) started \(epoch \d+\)$"
 )
 
 

@@ -37,6 +37,22 @@ def test_list_shows_every_configured_session(client, auth):
     assert by_id["tienda_cusco"]["status"] == "stopped"
 
 
+def test_each_session_names_the_worker_that_runs_it(client, auth):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sessions_app.models import SessionLease
+
+    now = timezone.now()
+    SessionLease.objects.create(session_id="tienda_lima", owner="host-a:41:beef", epoch=3, expires_at=now + timedelta(seconds=30))
+    SessionLease.objects.create(session_id="tienda_cusco", owner="host-b:42:cafe", epoch=1, expires_at=now - timedelta(seconds=1))
+    by_id = {s["sessionId"]: s for s in client.get("/api/sessions", headers=auth).json()}
+    assert by_id["tienda_lima"]["worker"] == "host-a:41:beef"
+    assert by_id["tienda_cusco"]["worker"] is None  # its lease expired: nobody runs it
+    assert client.get("/api/sessions/tienda_lima", headers=auth).json()["worker"] == "host-a:41:beef"
+
+
 def test_detail_of_one_session_and_its_errors(client, auth):
     assert client.get("/api/sessions/tienda_cusco", headers=auth).json()["sessionId"] == "tienda_cusco"
     missing = client.get("/api/sessions/no_existe", headers=auth)

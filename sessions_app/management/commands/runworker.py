@@ -2,7 +2,8 @@
 
 Production runs it beside the web processes (`manage.py serve --no-worker`, daphne or other ASGI
 servers) with REDIS_URL set, so its events reach their WebSockets. SIGTERM or SIGINT stops every
-session process cleanly before it exits.
+session process cleanly before it exits. Several workers (on one host or many, sharing Postgres and
+Redis) share the sessions by leases (sessions_app.session_leases); `--capacity` caps this one's share.
 """
 
 import asyncio
@@ -18,6 +19,10 @@ from whatsapp_service.startup import StartupError, prepare_service
 class Command(BaseCommand):
     help = "Run the WhatsApp session processes (the supervisor)."
 
+    def add_arguments(self, parser):
+        parser.add_argument("--capacity", type=int, default=None,
+                            help="run at most this many sessions (default: WORKER_CAPACITY; 0: no limit)")
+
     def handle(self, *args, **options):
         from sessions_app.supervisor import Supervisor
 
@@ -26,7 +31,10 @@ class Command(BaseCommand):
         except StartupError as exc:
             self.stderr.write(self.style.ERROR(f"Cannot start: {exc}"))
             sys.exit(2)
-        asyncio.run(self._run(Supervisor()))
+        if options["capacity"] is not None and options["capacity"] < 0:
+            self.stderr.write(self.style.ERROR("Cannot start: --capacity must be 0 (no limit) or more"))
+            sys.exit(2)
+        asyncio.run(self._run(Supervisor(capacity=options["capacity"])))
 
     async def _run(self, supervisor) -> None:
         loop = asyncio.get_running_loop()
