@@ -110,14 +110,7 @@ class Service:
         return int(found[-1])
 
     async def post_many(self, bodies: list[dict], concurrency: int = 16) -> None:
-        queue = list(reversed(bodies))
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=60,
-                                     headers={"Authorization": f"Bearer {TOKEN}"}) as client:
-            async def worker():
-                while queue:
-                    response = await client.post("/api/send-pdf", json=queue.pop())
-                    assert response.status_code == 202, response.text
-            await asyncio.gather(*[worker() for _ in range(concurrency)])
+        await post_many(self.port, bodies, concurrency)
 
     def timings(self, prefix: str) -> list[tuple[str, float, float]]:
         """(session, committed_at, sent_at) of each message whose caption starts with prefix."""
@@ -154,6 +147,18 @@ class Service:
 
         with psycopg.connect(url.replace("postgres://", "postgresql://", 1)) as db:
             return db.execute(sql, (prefix + "%",)).fetchone()[0]
+
+
+async def post_many(port: int, bodies: list[dict], concurrency: int = 16) -> None:
+    """POST every body to send-pdf, in order, `concurrency` at a time; each must get its 202."""
+    queue = list(reversed(bodies))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                                 headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        async def worker():
+            while queue:
+                response = await client.post("/api/send-pdf", json=queue.pop())
+                assert response.status_code == 202, response.text
+        await asyncio.gather(*[worker() for _ in range(concurrency)])
 
 
 def body(session_id: str, caption: str, pdf: str) -> dict:

@@ -20,6 +20,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from django.db import connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q
@@ -54,7 +55,12 @@ def is_dead_local(worker_id: str, me: str = "") -> bool:
     pid, _, _token = rest.partition(":")
     if host != socket.gethostname() or not pid.isdigit() or worker_id == me:
         return False
-    return int(pid) == os.getpid() or not os.path.exists(f"/proc/{pid}")
+    if int(pid) == os.getpid():  # an earlier worker of this process (ids differ): gone
+        return True
+    try:  # a zombie (killed, not yet reaped by its parent) is as gone as a missing process
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 def _dead_long_enough(worker_id: str, me: str) -> bool:

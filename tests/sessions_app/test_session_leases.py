@@ -95,3 +95,19 @@ def test_claims_need_the_current_lease(sessions):
     b = turn("host:1:b", timezone.now(), 0, LEASE)
     [again] = claim_batch("tienda_00", "disp-b", 30, 1, fence=("host:1:b", b.held["tienda_00"]))
     assert again.pk == claimed.pk and again.resumed
+
+
+def test_a_killed_worker_not_yet_reaped_counts_as_gone():
+    import signal
+    import socket
+    import subprocess
+
+    child = subprocess.Popen(["sleep", "60"])
+    worker = f"{socket.gethostname()}:{child.pid}:cafe"
+    assert not session_leases.is_dead_local(worker)
+    child.send_signal(signal.SIGKILL)
+    time.sleep(0.2)  # a zombie now: its parent (this test) has not waited for it
+    assert session_leases.is_dead_local(worker)
+    child.wait()
+    assert session_leases.is_dead_local(worker)
+    assert not session_leases.is_dead_local(f"other-host:{child.pid}:cafe")  # another host's: unknown here
