@@ -13,7 +13,8 @@ from .models import WorkerHeartbeat
 
 
 def new_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """host:pid:token; the token starts with a letter, so the log's phone-number masking never hides it."""
+    return f"{socket.gethostname()}:{os.getpid()}:w{uuid.uuid4().hex[:8]}"
 
 
 # Rows of workers that died without stopping cleanly (kill -9, power loss) are dropped after this long.

@@ -18,7 +18,7 @@ import pytest
 
 from messaging.models import OutgoingMessage
 from sessions_app.config_file import load_and_mirror
-from sessions_app.models import SessionLease, SimulatorOutbox
+from sessions_app.models import SessionLease, SimulatorOutbox, WorkerHeartbeat
 from tests.conftest import make_pdf, need, pdf_body, reachable
 from tests.processes import runworker, serve, wait_for
 from tests.sessions_app.test_credential_store import postgres_store  # noqa: F401 (a fixture)
@@ -108,8 +108,8 @@ def owners() -> Counter:
 
 
 def worker_id(worker) -> str:
-    found = re.search(r"dispatcher started as (\S+)", worker.output())
-    return found.group(1) if found else ""  # the supervisor and its dispatcher share the id
+    """The id its leases and GET /api/sessions name it by (host:pid:token), from its heartbeat row."""
+    return WorkerHeartbeat.objects.filter(pid=worker.proc.pid).values_list("worker_id", flat=True).first() or ""
 
 
 @pytest.fixture
@@ -148,14 +148,16 @@ def test_three_workers_share_thirty_sessions_fail_over_and_rebalance(thirty_sess
                 assert response.status_code == 202, response.text
                 sent.append(response.json()["messageId"])
             victim = workers[0]
-            theirs = [s for s, row in statuses().items() if row["worker"] == worker_id(victim)]
+            gone = worker_id(victim)
+            theirs = [s for s, row in statuses().items() if row["worker"] == gone]
+            assert len(theirs) == 10
             killed_at = time.monotonic()
             os.kill(victim.proc.pid, signal.SIGKILL)  # the worker alone: its session processes die with it
             victim.proc.wait()
 
             def moved() -> bool:
                 now = statuses()
-                return all(now[s]["status"] == "connected" and now[s]["worker"] not in (None, worker_id(victim))
+                return all(now[s]["status"] == "connected" and now[s]["worker"] not in (None, gone)
                            for s in theirs)
 
             wait_for(moved, 60, interval=0.1, what="the killed worker's sessions connected elsewhere")
