@@ -106,10 +106,13 @@ def bench_service(name: str, database_url: str, body: Path, token: str, tmp: Pat
         "EMBEDDED_WORKER": "false",
     }
     env.pop("REDIS_URL", None)
+    if args.web_workers > 1:
+        env["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
     py = sys.executable
     subprocess.run([py, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
     server = subprocess.Popen(
-        [py, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--no-worker"],
+        [py, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--no-worker",
+         "--workers", str(args.web_workers)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
     try:
@@ -159,6 +162,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--no-node", action="store_true")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--web-workers", type=int, default=1,
+                        help="serve --workers N (N > 1 needs Redis: BENCH_REDIS_URL, default redis://127.0.0.1:6379/12)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")

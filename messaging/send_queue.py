@@ -19,6 +19,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
+from sessions_app import session_leases
 from sessions_app.models import SessionLease
 from webhooks.events import message_statuses_changed
 
@@ -62,6 +63,7 @@ def claim_batch(session_id: str, owner: str, lease_seconds: float, limit: int = 
         if fence is not None:
             # Locked, so a takeover of the session waits for this claim to commit, and the new
             # holder's first claim sees what was claimed here (and takes it back).
+            session_leases.bound_locks(settings.SESSION_LEASE_SECONDS)
             lease = SessionLease.objects.select_for_update(no_key=True).filter(
                 session_id=session_id, owner=fence[0], epoch=fence[1], expires_at__gt=Now())
             if not list(lease.values_list("pk", flat=True)):

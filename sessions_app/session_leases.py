@@ -112,11 +112,21 @@ def turn(worker_id: str, started_at, capacity: int, lease_seconds: float) -> Tur
     return Turn(held=held, surplus=surplus, acquired=acquired)
 
 
+def bound_locks(lease_seconds: float) -> None:
+    """Inside a transaction that locks lease rows: on Postgres, the server ends it if its client stops
+    talking for a fifth of a lease (a worker paused mid-transaction), so the rows it locked never keep
+    another worker from taking a session over."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL idle_in_transaction_session_timeout = {max(1000, int(lease_seconds * 200))}")
+
+
 def _acquire(worker_id: str, configured: set[str], wanted: int, lease_seconds: float) -> list[str]:
     owners = set(SessionLease.objects.exclude(owner="").exclude(owner=worker_id).values_list("owner", flat=True))
     dead = [o for o in owners if _dead_long_enough(o, worker_id)]
     free = Q(owner="") | Q(expires_at__isnull=True) | Q(expires_at__lt=Now()) | Q(owner__in=dead)
     with transaction.atomic():
+        bound_locks(lease_seconds)
         candidates = SessionLease.objects.filter(free, session_id__in=configured).exclude(owner=worker_id)
         if connection.features.has_select_for_update_skip_locked:
             candidates = candidates.select_for_update(skip_locked=True)

@@ -39,12 +39,15 @@ STARTED = re.compile(r"session (\S+): process (\d+) started \(epoch (\d+)\)")
 
 
 class Runs:
-    """Every session process the workers started (from their logs), and when each was seen alive in /proc."""
+    """Every session process the workers started, watched from outside: each worker's grandchildren in /proc
+    (worker, its forkserver, the session processes), with the time each started (from /proc, in clock ticks)
+    and was last seen alive; which session and epoch each ran is read from the workers' logs."""
 
     def __init__(self):
         self.workers: list = []
         self.started: dict[int, tuple[str, int, str]] = {}  # pid -> (session, epoch, worker log)
-        self.seen: dict[int, list[float]] = {}  # pid -> [first, last] seen alive
+        self.seen: dict[int, list[float]] = {}  # pid -> [started, last seen alive], in seconds since boot
+        self._alive: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -55,25 +58,41 @@ class Runs:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+        self._read_logs()
 
     def _watch(self) -> None:
-        while not self._stop.wait(0.02):
+        while not self._stop.wait(0.01):
             for worker in list(self.workers):
-                for sid, pid, epoch in STARTED.findall(worker.output()):
-                    self.started.setdefault(int(pid), (sid, int(epoch), worker.log_path.name))
-            now = time.monotonic()
-            for pid in self.started:
-                if _running(pid):
-                    self.seen.setdefault(pid, [now, now])[1] = now
+                for forkserver in _children(worker.proc.pid):
+                    for pid in _children(forkserver):
+                        self._look(pid)
+            for pid in list(self._alive):  # once known, followed wherever it is reparented
+                self._look(pid)
 
-    def overlaps(self) -> list[str]:
+    def _look(self, pid: int) -> None:
+        stat = _stat(pid)
+        run = self.seen.setdefault(pid, [stat[1], stat[1]]) if stat is not None else None
+        if run is None or stat[0] in ("Z", "X") or run[0] != stat[1]:  # gone (or its pid reused)
+            self._alive.discard(pid)
+            return
+        self._alive.add(pid)
+        run[1] = time.clock_gettime(time.CLOCK_BOOTTIME)
+
+    def _read_logs(self) -> None:
+        for worker in list(self.workers):
+            for sid, pid, epoch in STARTED.findall(worker.output()):
+                self.started.setdefault(int(pid), (sid, int(epoch), worker.log_path.name))
+
+    def _by_session(self) -> dict[str, list]:
         by_session = defaultdict(list)
         for pid, (sid, epoch, worker) in self.started.items():
             if pid in self.seen:
                 by_session[sid].append((*self.seen[pid], epoch, worker, pid))
+        return {sid: sorted(runs) for sid, runs in by_session.items()}
+
+    def overlaps(self) -> list[str]:
         found = []
-        for sid, runs in by_session.items():
-            runs.sort()
+        for sid, runs in self._by_session().items():
             for before, after in zip(runs, runs[1:]):
                 if after[0] <= before[1]:
                     found.append(f"{sid}: {before} and {after} ran at the same time")
@@ -82,25 +101,37 @@ class Runs:
     def epochs_in_order(self) -> list[str]:
         """An epoch belongs to one worker, and a later epoch never started before an earlier one."""
         wrong = []
-        by_session = defaultdict(list)
-        for pid, (sid, epoch, worker) in self.started.items():
-            by_session[sid].append((self.seen.get(pid, [float("inf")])[0], epoch, worker))
-        for sid, runs in by_session.items():
+        for sid, runs in self._by_session().items():
             workers_of = defaultdict(set)
-            for _, epoch, worker in runs:
+            for _, _, epoch, worker, _ in runs:
                 workers_of[epoch].add(worker)
             wrong += [f"{sid}: epoch {e} on {w}" for e, w in workers_of.items() if len(w) > 1]
-            epochs = [epoch for _, epoch, _ in sorted(runs)]
+            epochs = [epoch for _, _, epoch, _, _ in runs]
             if epochs != sorted(epochs):
-                wrong.append(f"{sid}: epochs started out of order {epochs}")
+                wrong.append(f"{sid}: epochs started out of order {runs}")
         return wrong
 
 
-def _running(pid: int) -> bool:
+def _children(pid: int) -> list[int]:
+    found = []
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        pass  # gone meanwhile
+    return found
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[str, float] | None:
+    """(state, start time in seconds since boot) of a process, None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return False
+        return None
+    return fields[0], int(fields[19]) / TICKS
 
 
 def owners() -> Counter:
@@ -179,9 +210,12 @@ def test_three_workers_share_thirty_sessions_fail_over_and_rebalance(thirty_sess
             paused = workers[1]
             os.kill(paused.proc.pid, signal.SIGSTOP)
             try:
-                time.sleep(LEASE + 4)
                 others = {worker_id(workers[2])}
-                assert set(owners()) == others
+                try:
+                    wait_for(lambda: set(owners()) == others, LEASE + 15, what="the paused worker's sessions taken over")
+                except TimeoutError:
+                    leases = list(SessionLease.objects.values_list("session_id", "owner", "epoch", "expires_at"))
+                    pytest.fail(f"while paused: {leases}\n{workers[2].output()[-5000:]}")
             finally:
                 os.kill(paused.proc.pid, signal.SIGCONT)
             wait_for(lambda: sorted(owners().values()) == [15, 15], 60, what="15 sessions each again")
@@ -198,7 +232,8 @@ def test_three_workers_share_thirty_sessions_fail_over_and_rebalance(thirty_sess
             for worker in workers:
                 worker.stop()
 
-    print(f"session processes started: {len(runs.started)}, seen running: {len(runs.seen)}")
+    unseen = set(runs.started) - set(runs.seen)
+    print(f"session processes started: {len(runs.started)}, seen running: {len(runs.started) - len(unseen)}")
     assert runs.overlaps() == []
     assert runs.epochs_in_order() == []
     assert len(runs.seen) >= 30 + len(theirs) + 10  # the first 30, the killed worker's, the paused worker's

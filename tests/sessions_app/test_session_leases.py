@@ -111,3 +111,36 @@ def test_a_killed_worker_not_yet_reaped_counts_as_gone():
     child.wait()
     assert session_leases.is_dead_local(worker)
     assert not session_leases.is_dead_local(f"other-host:{child.pid}:cafe")  # another host's: unknown here
+
+
+def test_a_worker_paused_inside_a_claim_does_not_keep_its_session_from_moving(sessions):
+    """Postgres: the claim locks the lease row; a client that stops talking mid-transaction has it ended
+    by the server, so the lock cannot outlive the lease."""
+    import threading
+
+    from django.db import connection, connections, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks and server-side timeouts: runs in the Postgres run of the suite")
+    turn("host:1:a", timezone.now(), 1, LEASE)
+    paused = threading.Event()
+
+    def claim_then_freeze():
+        try:
+            with transaction.atomic():
+                session_leases.bound_locks(LEASE)
+                list(SessionLease.objects.select_for_update(no_key=True).filter(session_id="tienda_00"))
+                paused.set()
+                time.sleep(LEASE + 2)  # frozen mid-transaction, holding the row
+        except Exception:
+            pass  # the server ended the transaction: what this test is about
+        finally:
+            connections.close_all()
+
+    frozen = threading.Thread(target=claim_then_freeze)
+    frozen.start()
+    assert paused.wait(10)
+    time.sleep(LEASE + 0.5)
+    b = turn("host:1:b", timezone.now(), 0, LEASE)
+    frozen.join()
+    assert "tienda_00" in b.held
