@@ -114,6 +114,19 @@ def schema_tables(session_id: str) -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def application_name(session_id: str) -> str:
+    """What Postgres shows (pg_stat_activity) for the connections of this session's process, whatsmeow's and
+    Django's: an operator counting connections sees whose they are."""
+    return f"wa-session {session_id}"
+
+
+def name_connections(session_id: str) -> None:
+    """In a session's process, before its first query: Django's connections carry the session's name."""
+    db = settings.DATABASES["default"]
+    if "postgresql" in db["ENGINE"]:
+        db.setdefault("OPTIONS", {})["application_name"] = application_name(session_id)
+
+
 def postgres_location(session_id: str) -> str:
     """A lib/pq URL to the default database whose search_path is the session's schema (created here)."""
     ensure_schema(session_id)
@@ -129,6 +142,7 @@ def postgres_location(session_id: str) -> str:
     if host.startswith("/"):  # a Unix socket folder
         query["host"], host = host, ""
     query["search_path"] = quoted_schema(session_id)
+    query["application_name"] = application_name(session_id)
     netloc = credentials + (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
     return f"postgres://{netloc}/{quote(str(db['NAME']), safe='')}?{urlencode(query, quote_via=quote)}"
 

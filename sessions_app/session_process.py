@@ -26,7 +26,7 @@ from django.conf import settings
 
 from whatsapp_service import log_format
 
-from . import protocol
+from . import credential_store, protocol
 from .backends import BackendError, ClientBackend, backend_class
 from .sent_journal import SentJournal
 
@@ -306,6 +306,7 @@ def child_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     log_format.configure_if_unconfigured()  # the forkserver may not have set Django up
     log_format.set_process_fields(session_id=session_id)
+    credential_store.name_connections(session_id)
     pump = _stdout_into_logging()
     child = _Child(session_id, conn, heartbeat_seconds, Path(store_dir), lease_seconds)
     child.install_hooks()

@@ -83,6 +83,9 @@ class SimulatorBackend(ClientBackend):
                 phone = self._wait_for_link()
                 if not phone:
                     return
+            # The device is read: only the sends' thread needs the database from here on, so the process
+            # holds one connection while it runs, as whatsmeow's pool does (measured: one for a client).
+            connection.close()
             self._stay_connected(phone)
         finally:
             connection.close()

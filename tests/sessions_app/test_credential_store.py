@@ -11,9 +11,11 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from messaging.models import MessageStatus, OutgoingMessage
 from sessions_app import credential_store
 from sessions_app.ids import InvalidSessionId, session_dir
 from sessions_app.models import SessionStatus
+from tests.messaging.test_send_queue import queue_messages
 from tests.processes import ROOT, runworker, service_env
 from tests.sessions_app.test_supervisor import FAST, link, phone_action, row, starts, wait_for, wait_status
 
@@ -30,6 +32,16 @@ def postgres_store(service_files, settings, transactional_db):
         cursor.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'wa\\_%' OR nspname LIKE 'wa-%'")
         for (name,) in cursor.fetchall():
             cursor.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+SENT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)
+
+
+def session_connections(session_id: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                       [credential_store.application_name(session_id)])
+        return cursor.fetchone()[0]
 
 
 def schemas() -> set[str]:
@@ -73,6 +85,7 @@ def test_the_location_is_a_lib_pq_url_to_the_session_schema(postgres_store, monk
     assert url.scheme == "postgres" and unquote(url.password) == password
     assert url.path == "/" + connection.settings_dict["NAME"]
     assert query["search_path"] == ['"wa_Tienda-Lima"'] and query["sslmode"] == ["prefer"]
+    assert query["application_name"] == ["wa-session Tienda-Lima"]  # whose connections they are, in pg_stat_activity
     assert "wa_Tienda-Lima" in schemas()  # created for whatsmeow, which needs it to exist
     assert password not in credential_store.redacted(where) and "***" in credential_store.redacted(where)
 
@@ -131,6 +144,11 @@ def test_a_simulated_session_links_into_its_schema_moves_to_files_and_back_and_l
     assert not (session_dir("tienda_lima") / "simulator-device.json").exists()
     with runworker(tmp_path, **in_postgres) as worker:
         assert wait_status("tienda_lima", SessionStatus.CONNECTED, worker).phone == "51911111111"
+        # Linked and sending, the session's process holds one connection, named after it (as a real
+        # client holds whatsmeow's one): hundreds of sessions must fit the server's max_connections.
+        message = queue_messages(1)[0]
+        wait_for(lambda: OutgoingMessage.objects.get(pk=message.pk).status in SENT, "the send")
+        assert session_connections("tienda_lima") == 1
         pid = starts(worker, "tienda_lima")[-1]
         phone_action("tienda_lima", "logout")
         wait_status("tienda_lima", SessionStatus.LOGGED_OUT, worker)
