@@ -4,8 +4,10 @@ Starts the service as `make run` does (`manage.py serve`, worker off so only int
 and, when reachable, on Postgres; optionally the reference Node/Express in-memory server side by side.
 Prints one JSON object. The machine's other work moves these figures by a third from one minute to
 the next, so `--rounds N` runs the servers one after the other N times and reports every round and the
-median, with each server's ratio to Express in the same round. Usage:
+median, with each server's ratio to Express in the same round. `--web-workers N` serves with N web
+processes (they share the channel layer through Redis: BENCH_REDIS_URL). Usage:
     .venv/bin/python bench/send_pdf_throughput.py [--duration 10] [--connections 16] [--rounds 3] [--no-node]
+                                                  [--web-workers 2]
 """
 
 import argparse
