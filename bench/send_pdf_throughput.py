@@ -4,8 +4,9 @@ Starts the service as `make run` does (`manage.py serve`, worker off so only int
 and, when reachable, on Postgres; optionally the reference Node/Express in-memory server side by side.
 Prints one JSON object. The machine's other work moves these figures by a third from one minute to
 the next, so `--rounds N` runs the servers one after the other N times and reports every round and the
-median, with each server's ratio to Express in the same round. `--web-workers N` serves with N web
-processes (they share the channel layer through Redis: BENCH_REDIS_URL). Usage:
+median, with each server's ratio to Express in the same round. Before each measurement the disk is
+let settle (sync), so one server's write-back does not land in the next one's figures. `--web-workers N`
+serves with N web processes (they share the channel layer through Redis: BENCH_REDIS_URL). Usage:
     .venv/bin/python bench/send_pdf_throughput.py [--duration 10] [--connections 16] [--rounds 3] [--no-node]
                                                   [--web-workers 2]
 """
@@ -70,6 +71,17 @@ def wait_port(port: int, timeout: float = 60) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
+def quiet_disk(timeout: float = 60) -> None:
+    """Write back what the previous server left dirty, so its I/O does not slow the next one."""
+    os.sync()
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+        if int(meminfo["Dirty"].split()[0]) + int(meminfo["Writeback"].split()[0]) < 16 * 1024:
+            return
+        time.sleep(0.5)
+
+
 def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
@@ -123,6 +135,7 @@ def bench_service(name: str, database_url: str, body: Path, token: str, tmp: Pat
         lua.write_text(LUA % {"token": token, "body": body})
         subprocess.run(["wrk", "-t1", "-c4", "-d2s", "-s", str(lua), f"http://127.0.0.1:{port}/api/send-pdf"],
                        capture_output=True, check=True)  # warm-up
+        quiet_disk()
         result = run_wrk(port, lua, args.duration, args.connections)
         result["rows_committed"] = count_rows(py, env)
         return result
@@ -150,6 +163,7 @@ def bench_express(body: Path, token: str, tmp: Path, args) -> dict | None:
     server = subprocess.Popen(["node", "server.js"], cwd=app, env={**os.environ, "PORT": str(port), "TOKEN": token})
     try:
         wait_port(port)
+        quiet_disk()
         lua = tmp / "express.lua"
         lua.write_text(LUA % {"token": token, "body": body})
         return run_wrk(port, lua, args.duration, args.connections)
