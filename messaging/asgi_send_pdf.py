@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from whatsapp_service.auth import bearer_from_header, token_matches
 from whatsapp_service.errors import ApiError
+from whatsapp_service.http_guard import SECURITY_HEADERS
 
 from .intake import check_content_length, parse_send_pdf, too_large
 from . import wakeups
@@ -21,13 +22,7 @@ from .views import accepted_body
 log = logging.getLogger(__name__)
 
 PATH = "/api/send-pdf"
-SECURITY_HEADERS = [
-    (b"content-type", b"application/json"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"same-origin"),
-    (b"cache-control", b"no-store"),
-]
+HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store"), *SECURITY_HEADERS]
 
 
 def wants(scope) -> bool:
@@ -35,7 +30,7 @@ def wants(scope) -> bool:
 
 
 async def _respond(send, status: int, body: dict, extra_headers=()) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": SECURITY_HEADERS + list(extra_headers)})
+    await send({"type": "http.response.start", "status": status, "headers": HEADERS + list(extra_headers)})
     await send({"type": "http.response.body", "body": orjson.dumps(body)})
 
 

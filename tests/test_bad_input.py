@@ -5,7 +5,7 @@ no row, no queued message, no change to sessions.config.json, no folder under se
 
 import base64
 import json
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import orjson
 import pytest
@@ -131,15 +131,19 @@ def staff(configured):
     return client
 
 
-@pytest.mark.parametrize("bad", ["..", "../etc", "a/b", "a" * 65, "tiñda", "x y"])
+@pytest.mark.parametrize("bad", BAD_SESSION_IDS, ids=range(len(BAD_SESSION_IDS)))
 def test_a_bad_session_id_in_the_admin_is_a_form_error(nothing_left, staff, bad):
-    response = staff.post("/admin/sessions_app/whatsappsession/add/",
-                          {"session_id": bad, "description": "x", "status": "stopped", "in_config": "on"})
+    # As a browser sends it: UTF-8, percent-encoded (a lone surrogate becomes bytes that are not UTF-8).
+    form = urlencode({"description": "x", "status": "stopped", "in_config": "on"})
+    form += "&session_id=" + quote(bad.encode("utf-8", "surrogatepass"), safe="")
+    response = staff.post("/admin/sessions_app/whatsappsession/add/", form,
+                          content_type="application/x-www-form-urlencoded")
     assert response.status_code == 200  # the form again, with the error
-    assert 'class="errorlist' in response.content.decode()
-    if len(bad) <= 64:  # longer ones are stopped by the field's length first
-        assert "El id de sesión debe tener de 1 a 64 letras" in response.content.decode()
-    response = staff.get("/link/", {"session_id": bad})
+    page = response.content.decode()
+    assert 'class="errorlist' in page
+    if 0 < len(bad.strip()) <= 64 and "\x00" not in bad:  # the field's own checks (blank, length, NUL) come first
+        assert "El id de sesión debe tener de 1 a 64 letras" in page
+    response = staff.get("/link/?session_id=" + quote(bad.encode("utf-8", "surrogatepass"), safe=""))
     assert response.status_code == 200
     assert "El id de sesión debe tener de 1 a 64 letras" in response.content.decode()
 

@@ -18,7 +18,8 @@ from tests.processes import ROOT, serve, service_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-HEADERS = {"x-content-type-options": "nosniff", "x-frame-options": "DENY", "referrer-policy": "same-origin"}
+HEADERS = {"x-content-type-options": "nosniff", "x-frame-options": "DENY", "referrer-policy": "same-origin",
+           "cross-origin-opener-policy": "same-origin"}
 
 
 def app():
