@@ -8,7 +8,8 @@ waits for the queue to drain and counts what the simulated WhatsApp received.
 
 Prints JSON: requests and errors by kind, messages accepted / delivered / failed / duplicated, latency of
 send-pdf, and the slope of memory (MB per minute) and open files (per minute) after a warm-up minute
-(a least-squares line through the samples).
+(a least-squares line through the samples; also over the second half alone, where a warm-up has ended),
+and `failures`: errors, messages not delivered exactly once, processes lost. It exits 1 when there are any.
 
     .venv/bin/python bench/mixed_load.py [--minutes 10] [--sessions 20] [--database sqlite|postgres]
 """
@@ -242,6 +243,12 @@ def main() -> None:
                          if " ERROR " in line or "Traceback" in line)
 
     warm = [(t, s) for t, s in load.samples if t >= min(60.0, args.minutes * 60 / 5)]
+    late = [(t, s) for t, s in load.samples if t >= args.minutes * 60 / 2]
+
+    def slopes(key: str, name: str) -> dict:
+        return {name: slope_per_minute([(t, s[key]) for t, s in warm]),
+                f"{name}_second_half": slope_per_minute([(t, s[key]) for t, s in late])}
+
     first, last = load.samples[0][1], load.samples[-1][1]
     delivered = sum(n for s, n in tally["statuses"].items() if s in ("delivered", "read"))
     result = {
@@ -264,17 +271,37 @@ def main() -> None:
                                 "p99": round((percentile(load.send_latency, 99) or 0) * 1000, 1)},
         "memory": {
             "server_rss_mb": {"start": round(first["rss_mb"], 1), "end": round(last["rss_mb"], 1),
-                              "slope_mb_per_min": slope_per_minute([(t, s["rss_mb"]) for t, s in warm])},
+                              **slopes("rss_mb", "slope_mb_per_min")},
             "all_processes_pss_mb": {"start": round(first["pss_mb"], 1), "end": round(last["pss_mb"], 1),
-                                     "slope_mb_per_min": slope_per_minute([(t, s["pss_mb"]) for t, s in warm])},
+                                     **slopes("pss_mb", "slope_mb_per_min")},
         },
         "open_files": {"start": first["open_files"], "end": last["open_files"],
-                       "slope_per_min": slope_per_minute([(t, s["open_files"]) for t, s in warm]),
-                       "server_start": first["server_open_files"], "server_end": last["server_open_files"]},
+                       **slopes("open_files", "slope_per_min"),
+                       "server_start": first["server_open_files"], "server_end": last["server_open_files"],
+                       **slopes("server_open_files", "server_slope_per_min")},
         "processes": {"start": first["processes"], "end": last["processes"]},
         "samples": len(load.samples),
     }
+    result["failures"] = failures(result)
     print(json.dumps(result, indent=2))
+    sys.exit(1 if result["failures"] else 0)
+
+
+def failures(result: dict) -> list[str]:
+    """What a user would call broken: an error, a message not delivered exactly once, a process lost.
+    Memory and open files are figures to read (slopes), not judged here."""
+    found = [f"{n} {kind} errors" for kind, n in result["errors"].items()]
+    if result["server_log_errors"]:
+        found.append(f"{result['server_log_errors']} errors in the server's log")
+    messages = result["messages"]
+    for key in ("delivered", "received_by_whatsapp"):
+        if messages[key] != messages["accepted"]:
+            found.append(f"{messages[key]} {key} of {messages['accepted']} accepted")
+    if messages["duplicates"]:
+        found.append(f"{messages['duplicates']} duplicates")
+    if result["processes"]["end"] != result["processes"]["start"]:
+        found.append(f"processes {result['processes']['start']} -> {result['processes']['end']}")
+    return found
 
 
 if __name__ == "__main__":
