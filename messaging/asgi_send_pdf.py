@@ -7,12 +7,11 @@ validation (messaging.intake), the group-commit writer (messaging.queue_writer),
 
 import logging
 
-import orjson
 from django.utils.translation import gettext as _
 
 from whatsapp_service.auth import bearer_from_header, token_matches
 from whatsapp_service.errors import ApiError
-from whatsapp_service.http_guard import SECURITY_HEADERS
+from whatsapp_service.http_guard import send_json
 
 from .intake import check_content_length, parse_send_pdf, too_large
 from . import wakeups
@@ -22,16 +21,10 @@ from .views import accepted_body
 log = logging.getLogger(__name__)
 
 PATH = "/api/send-pdf"
-HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store"), *SECURITY_HEADERS]
 
 
 def wants(scope) -> bool:
     return scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST"
-
-
-async def _respond(send, status: int, body: dict, extra_headers=()) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": HEADERS + list(extra_headers)})
-    await send({"type": "http.response.body", "body": orjson.dumps(body)})
 
 
 async def _read_body(receive, limit: int) -> bytes:
@@ -72,14 +65,14 @@ async def handle(scope, receive, send) -> None:
         accepted = await enqueue_async(request)
     except ApiError as exc:
         extra = [(b"www-authenticate", b'Bearer realm="api"')] if exc.status_code == 401 else []
-        await _respond(send, exc.status_code, exc.body(), extra)
+        await send_json(send, exc.status_code, exc.body(), extra)
         return
     except ConnectionAbortedError:
         return
     except Exception:
         log.exception("send-pdf failed")
-        await _respond(send, 500, {"success": False, "error": "internal_error", "message": _("Error interno.")})
+        await send_json(send, 500, {"success": False, "error": "internal_error", "message": _("Error interno.")})
         return
-    await _respond(send, 202, accepted_body(accepted.message_id))
+    await send_json(send, 202, accepted_body(accepted.message_id))
     if accepted.created:
         await wakeups.announce(request.session_id)

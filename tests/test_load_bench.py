@@ -19,9 +19,9 @@ def test_half_a_minute_of_mixed_traffic_loses_nothing_and_errs_nowhere():
         [sys.executable, "bench/mixed_load.py", "--minutes", "0.5", "--sessions", "4"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
+    assert run.stdout, run.stderr[-2000:]
     result = json.loads(run.stdout)
     assert run.returncode == 0, (result["failures"], run.stderr[-2000:])
-    assert result["failures"] == []
     requests = result["requests"]
     assert requests["send_pdf"] >= 250 and requests["status_read"] >= 250 and requests["socket"] >= 50
     messages = result["messages"]

@@ -17,12 +17,17 @@ SECURITY_HEADERS = (
 )
 
 
-async def respond(send, status: int, code: str, message: str, extra_headers=()) -> None:
-    body = orjson.dumps({"success": False, "error": code, "message": message})
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+async def send_json(send, status: int, body: dict, extra_headers=()) -> None:
+    """A JSON answer written straight to ASGI, with the headers every answer carries."""
+    data = orjson.dumps(body)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
                (b"cache-control", b"no-store"), *SECURITY_HEADERS, *extra_headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def respond(send, status: int, code: str, message: str, extra_headers=()) -> None:
+    await send_json(send, status, {"success": False, "error": code, "message": message}, extra_headers)
 
 
 def too_large_message() -> str:
