@@ -21,6 +21,7 @@ from django.db import close_old_connections, connection
 from sessions_app import session_leases, signals as session_signals
 from sessions_app.models import SessionStatus, WhatsAppSession
 from sessions_app.supervisor import CommandTimeout, SessionUnavailable
+from whatsapp_service.ttl_cache import TtlCache
 
 from . import send_queue, wakeups
 from .outcomes import Recorder
@@ -39,7 +40,7 @@ class Dispatcher:
         self._wake: dict[str, asyncio.Event] = {}
         self._senders: dict[str, asyncio.Task] = {}
         self._pacers: dict[str, Pacer] = {}
-        self._numbers: dict[tuple[str, str], tuple[bool, float]] = {}
+        self._numbers = TtlCache(settings.DISPATCH_NUMBER_CHECK_TTL_SECONDS, settings.DISPATCH_NUMBER_CACHE_SIZE)
         self._connected: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
@@ -204,7 +205,7 @@ class Dispatcher:
             return True, False
         code = reply.get("error_code") or "send_failed"
         if code == "not_on_whatsapp":
-            self._numbers[(sid, m.to)] = (False, time.monotonic() + settings.DISPATCH_NUMBER_CHECK_TTL_SECONDS)
+            self._numbers.put((sid, m.to), False)
             outcomes.append(record(send_queue.record_failed, pk, owner, "not_on_whatsapp"))
         elif code == "not_connected":
             outcomes.append(record(send_queue.give_back, pk, owner))
@@ -224,8 +225,8 @@ class Dispatcher:
 
     async def _on_whatsapp(self, session_id: str, number: str) -> bool:
         cached = self._numbers.get((session_id, number))
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        if cached is not None:
+            return cached
         try:
             reply = await self.supervisor.call(session_id, {"cmd": "check_numbers", "numbers": [number]}, 30.0)
         except CommandTimeout:
@@ -233,7 +234,7 @@ class Dispatcher:
         if not reply.get("ok"):
             return True
         registered = bool((reply.get("result") or {}).get(number, True))
-        self._numbers[(session_id, number)] = (registered, time.monotonic() + settings.DISPATCH_NUMBER_CHECK_TTL_SECONDS)
+        self._numbers.put((session_id, number), registered)
         return registered
 
     # -- wake-ups, status, receipts, sweep -------------------------------------------------------

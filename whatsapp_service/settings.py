@@ -88,6 +88,8 @@ DISPATCH_SWEEP_SECONDS = env.float("DISPATCH_SWEEP_SECONDS", default=5.0)
 # Unpaced senders (SEND_MIN_INTERVAL_SECONDS and jitter 0) claim up to this many messages at once.
 DISPATCH_CLAIM_BATCH = env.int("DISPATCH_CLAIM_BATCH", default=20)
 DISPATCH_NUMBER_CHECK_TTL_SECONDS = env.float("DISPATCH_NUMBER_CHECK_TTL_SECONDS", default=86400.0)
+# ...for at most this many (session, number) pairs; past it the oldest are forgotten first.
+DISPATCH_NUMBER_CACHE_SIZE = env.int("DISPATCH_NUMBER_CACHE_SIZE", default=50000)
 # Messages of a logged-out or banned session wait for a new link this long, then fail.
 DISPATCH_UNLINKED_FAIL_AFTER_SECONDS = env.float("DISPATCH_UNLINKED_FAIL_AFTER_SECONDS", default=86400.0)
 # On shutdown, how long a send in flight may take to finish.

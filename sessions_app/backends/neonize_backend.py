@@ -20,9 +20,13 @@ from django.db import connections
 from sessions_app import credential_store
 from sessions_app.backends import neonize_events
 from sessions_app.backends.base import BackendError, ClientBackend
+from whatsapp_service.ttl_cache import TtlCache
 
 log = logging.getLogger(__name__)
 
+# The JID WhatsApp answered for a number is kept a day, for the 10,000 numbers sent to most recently.
+JID_TTL_SECONDS = 86400.0
+JID_CACHE_SIZE = 10_000
 # Terminal events end the connection for good: whatsmeow does not reconnect after them, so a later
 # "disconnected" is not the transient loss that protocol event stands for.
 TERMINAL_EVENTS = {"logged_out", "stream_replaced", "temporary_ban", "qr_timeout"}
@@ -61,7 +65,7 @@ class NeonizeBackend(ClientBackend):
         self._calls = 0
         self._qr_count = 0
         self._qr_timer: threading.Timer | None = None
-        self._jids: dict[str, Any] = {}  # number -> JID WhatsApp answered for it
+        self._jids = TtlCache(JID_TTL_SECONDS, JID_CACHE_SIZE)  # number -> JID WhatsApp answered for it
 
     # ----- lifecycle -------------------------------------------------------------------------------
 
@@ -236,7 +240,7 @@ class NeonizeBackend(ClientBackend):
             jid = self._lookup([to]).get(to)
             if jid is None:
                 raise BackendError("not_on_whatsapp", f"{to} is not on WhatsApp")
-            self._jids[to] = jid
+            self._jids.put(to, jid)
         return jid
 
     # ----- events (called on Go's thread, one at a time) --------------------------------------------

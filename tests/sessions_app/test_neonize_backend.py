@@ -456,7 +456,7 @@ def test_send_text_sends_the_text_as_written_to_the_number_whatsapp_answered_for
     connect_offline(backend)
     go = GoSendMessage(backend.client._NewClient__client)
     backend.client._NewClient__client = go
-    backend._jids[PHONE] = jid(PHONE)  # as check_numbers remembered it
+    backend._jids.put(PHONE, jid(PHONE))  # as check_numbers remembered it
     text = "Su boleta B001-77 (S/ 120.50) ya está lista. Consultas: @51987654321 o ventas@tienda.pe"
     result = backend.send_text(PHONE, text)
     assert result == {"wa_message_id": "3EB0TEXT0001", "timestamp": 1_700_000_123.0}
@@ -468,7 +468,7 @@ def test_send_text_sends_the_text_as_written_to_the_number_whatsapp_answered_for
 def test_send_text_failure_is_a_send_failed_error(backend, recorder):
     connect_offline(backend)
     backend.client._NewClient__client = GoSendMessage(backend.client._NewClient__client, error="server returned 479")
-    backend._jids[PHONE] = jid(PHONE)
+    backend._jids.put(PHONE, jid(PHONE))
     with pytest.raises(BackendError) as refused:
         backend.send_text(PHONE, "hola")
     assert refused.value.code == "send_failed" and "479" in refused.value.message
