@@ -79,6 +79,10 @@ class SessionHandle:
             raise CommandTimeout(f"{self.session_id}: no reply to {command.get('cmd')} in {timeout} s") from None
         finally:
             self._pending.pop(req_id, None)
+            if reply.done() and not reply.cancelled():
+                # The process ended while the command was still being written: the caller has that
+                # error from send() already; this one is the same news (not "never retrieved").
+                reply.exception()
 
     async def send(self, message: dict) -> None:
         if not self.running:
@@ -90,7 +94,7 @@ class SessionHandle:
 
         try:
             await self._loop.run_in_executor(self._writers, write)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, TypeError) as exc:  # TypeError: the pipe was closed mid-write (it ended)
             raise SessionUnavailable(f"{self.session_id}: {exc}") from None
 
     async def stop(self, timeout: float) -> None:
