@@ -1,8 +1,10 @@
 """The service as `make run` starts it (`manage.py serve`), as a real process."""
 
 import json
+import socket
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -36,6 +38,23 @@ def test_healthz_needs_no_token_and_checks_the_database(configured, tmp_path):
         response = httpx.get(f"{server.url}/healthz", timeout=10)
     assert response.status_code == 200
     assert response.json()["database"] == "ok"
+
+
+def test_an_idle_connection_outlives_the_clients_keep_alive(configured, tmp_path):
+    # httpx, requests and Node keep an idle connection 5 s; were the server to close it at 5 s too, a
+    # client would now and then send on a connection being closed, and see an error for nothing.
+    with serve(tmp_path, "--no-worker") as server, socket.create_connection(("127.0.0.1", server.port)) as conn:
+        request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        reader = conn.makefile("rb")
+        for pause in (0, 6.5):
+            time.sleep(pause)
+            conn.sendall(request)
+            assert reader.readline().startswith(b"HTTP/1.1 200"), f"no answer after {pause} s idle"
+            length = 0
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            reader.read(length)
 
 
 def run_serve(env: dict) -> subprocess.CompletedProcess:

@@ -27,6 +27,10 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["*"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 PORT = env.int("PORT", default=3000)
+# How long an idle keep-alive connection stays open. Longer than clients keep theirs (httpx, requests,
+# Node: 5 s), so that a client never reuses a connection at the moment the server closes it: that
+# race is an error the client sees although nothing was wrong.
+HTTP_KEEP_ALIVE_SECONDS = env.int("HTTP_KEEP_ALIVE_SECONDS", default=65)
 WHATSAPP_BACKEND = env("WHATSAPP_BACKEND", default="neonize")
 # The web process also runs the session supervisor (embedded mode). Off for web processes in production,
 # where `manage.py runworker` runs it.

@@ -60,4 +60,5 @@ class Command(BaseCommand):
             log_level="warning",
             log_config=None,  # uvicorn's lines go through the service's logging (LOG_FORMAT)
             server_header=False,
+            timeout_keep_alive=settings.HTTP_KEEP_ALIVE_SECONDS,
         )
