@@ -104,8 +104,8 @@ class Supervisor(LeaseKeeping):
         if self._main_task is not None:
             await self._main_task
 
-    async def run(self) -> None:
-        await self.start()
+    async def wait(self) -> None:
+        """Until the supervisor has stopped."""
         await self._main_task
 
     def is_running(self, session_id: str) -> bool:

@@ -1,6 +1,8 @@
 """The service as `make run` starts it (`manage.py serve`), as a real process."""
 
+import asyncio
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -8,6 +10,7 @@ import time
 
 import httpx
 import pytest
+import websockets
 
 from messaging.models import MessagePayload, OutgoingMessage
 from tests.conftest import make_pdf, pdf_body
@@ -57,6 +60,19 @@ def test_an_idle_connection_outlives_the_clients_keep_alive(configured, tmp_path
             reader.read(length)
 
 
+def test_sockets_are_not_compressed(configured, auth, tmp_path):
+    # Status and QR events are small; a compressor per socket would cost each one tens of KB of memory.
+    async def handshake(port: int) -> dict:
+        url = f"ws://127.0.0.1:{port}/ws/session/tienda_lima?token={auth['Authorization'].split()[1]}"
+        async with websockets.connect(url, open_timeout=30) as ws:  # offers permessage-deflate
+            await asyncio.wait_for(ws.recv(), 30)
+            return {name.lower(): value for name, value in ws.response.headers.raw_items()}
+
+    with serve(tmp_path, "--no-worker") as server:
+        headers = asyncio.run(handshake(server.port))
+    assert "sec-websocket-extensions" not in headers, headers
+
+
 def run_serve(env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "manage.py", "serve", "--port", "1", "--no-worker"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=60)
@@ -70,6 +86,9 @@ def test_sigusr1_writes_the_stacks_and_the_service_goes_on(configured, auth, tmp
         assert "Current thread" in dump and "stack_dump.py" in dump  # the threads
         for task in ("session-supervisor", "dispatcher-recorder"):  # the loop's tasks, by name
             assert f"--- {task}:" in dump, dump
+        # What start-up left lives as long as the process: frozen (gc_tuning), out of every full collection.
+        frozen = re.search(r"=== gc: (\d+) start-up objects frozen, (\d+) tracked", dump)
+        assert frozen and int(frozen[1]) > 50_000 and int(frozen[2]) < int(frozen[1]) / 2, dump[-500:]
         assert httpx.get(f"{server.url}/api/sessions", headers=auth, timeout=10).status_code == 200
 
 

@@ -20,7 +20,7 @@ from messaging import asgi_send_pdf  # noqa: E402
 from messaging.queue_writer import shutdown_writer  # noqa: E402
 from sessions_app.routing import websocket_urlpatterns  # noqa: E402
 
-from . import http_guard, log_format, rate_limit, stack_dump  # noqa: E402
+from . import gc_tuning, http_guard, log_format, rate_limit, stack_dump  # noqa: E402
 from .startup import prepare_service, require_token  # noqa: E402
 
 require_token()  # whatever server imports this refuses to start without a token
@@ -63,6 +63,7 @@ async def _lifespan(receive, send):
             except Exception as exc:
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
                 return
+            gc_tuning.settle()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             if supervisor is not None:

@@ -1,8 +1,10 @@
 """`kill -USR1 <pid>` of `serve` or `runworker` writes to stderr what each of its threads and each task
-on its event loop is doing: the answer to "it runs, answers, and yet nothing moves"."""
+on its event loop is doing: the answer to "it runs, answers, and yet nothing moves". And what the
+garbage collector holds (whatsapp_service.gc_tuning): the answer to "its memory keeps growing"."""
 
 import asyncio
 import faulthandler
+import gc
 import signal
 import sys
 
@@ -22,5 +24,8 @@ def dump(loop: asyncio.AbstractEventLoop) -> None:
     for task in tasks:
         out.write(f"--- {task.get_name()}: {task.get_coro()!r}\n")
         task.print_stack(file=out)
+    collections = "/".join(str(g["collections"]) for g in gc.get_stats())
+    out.write(f"=== gc: {gc.get_freeze_count()} start-up objects frozen, {len(gc.get_objects())} tracked, "
+              f"collections by generation {collections} ===\n")
     out.write("=== end of stack dump ===\n")
     out.flush()

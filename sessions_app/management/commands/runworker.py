@@ -12,7 +12,7 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from whatsapp_service import stack_dump
+from whatsapp_service import gc_tuning, stack_dump
 from whatsapp_service.startup import StartupError, prepare_service
 
 
@@ -41,4 +41,6 @@ class Command(BaseCommand):
         stack_dump.install(loop)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, lambda: loop.create_task(supervisor.stop()))
-        await supervisor.run()
+        await supervisor.start()
+        gc_tuning.settle()
+        await supervisor.wait()

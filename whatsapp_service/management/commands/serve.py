@@ -61,4 +61,7 @@ class Command(BaseCommand):
             log_config=None,  # uvicorn's lines go through the service's logging (LOG_FORMAT)
             server_header=False,
             timeout_keep_alive=settings.HTTP_KEEP_ALIVE_SECONDS,
+            # Status and QR events are a few hundred bytes: compressing them saves nothing, and each
+            # socket's compressor holds tens of KB until the socket is collected.
+            ws_per_message_deflate=False,
         )
