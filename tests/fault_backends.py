@@ -32,3 +32,23 @@ class ExitMidSendBackend(SimulatorBackend):
             marker.write_text("1")
             os._exit(1)
         return super().send_document(to, data, file_name, mimetype, caption)
+
+
+class BusyBackend(SimulatorBackend):
+    """Sends receipts up its pipe at FAULT_RATE a second, below the flood limit, for ever: a number
+    with a lot of traffic, or a client that repeats itself, that keeps the supervisor's database busy."""
+
+    def run(self) -> None:
+        if self.session_id == os.environ.get("FAULT_SESSION"):
+            threading.Thread(target=self._chatter, daemon=True).start()
+        super().run()
+
+    def _chatter(self) -> None:
+        interval = 1.0 / float(os.environ.get("FAULT_RATE", "1000"))
+        next_at = time.monotonic()
+        while True:
+            # WhatsApp's receipt timestamps are whole seconds.
+            self.emit({"event": "receipt", "message_ids": ["3EB0BUSY"], "type": "delivered",
+                       "timestamp": float(int(time.time()))})
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.monotonic()))

@@ -1,6 +1,7 @@
 """Session processes that misbehave under a running `serve`: one that floods its pipe is killed and
-restarted while the API and the other sessions keep answering; one that exits in the middle of a send is
-restarted and its message goes out once."""
+restarted while the API and the other sessions keep answering; one that keeps the supervisor's database
+busy (just under the flood limit) costs no other session its lease; one that exits in the middle of a
+send is restarted and its message goes out once."""
 
 import time
 from pathlib import Path
@@ -62,6 +63,24 @@ def test_a_session_process_flooding_its_pipe_is_killed_while_the_rest_keeps_work
         # Bounded memory: the flood is not queued up inside the server.
         assert rss_kib(server.proc.pid) < 400 * 1024
         assert len(descendants(server.proc.pid)) <= 6  # forkserver + a process per session, no pile-up
+
+
+def test_a_session_that_keeps_the_database_busy_costs_no_session_its_lease(configured, auth, tmp_path):
+    # Each receipt is a database turn for the supervisor; 1,500 a second is more than it records, so
+    # they queue up. Renewing the leases must not wait in that queue: a worker that misses its renewal
+    # stops every session it runs (so that another worker can take them safely).
+    backend = "tests.fault_backends:BusyBackend"
+    with serve(tmp_path, WHATSAPP_BACKEND=backend, FAULT_SESSION="tienda_cusco", FAULT_RATE="1950",
+               SESSION_LEASE_SECONDS="4", SESSION_LEASE_RENEW_SECONDS="0.5", **FAST) as server:
+        link(server, auth, "tienda_lima")
+        time.sleep(10)  # two and a half leases
+        accepted = httpx.post(f"{server.url}/api/send-pdf", json=pdf_body(), headers=auth, timeout=30)
+        assert accepted.status_code == 202
+        wait_for(lambda: SimulatorOutbox.objects.filter(session_id="tienda_lima").exists(), 30, what="a send")
+        log = server.output()
+        assert "lease was not renewed" not in log and "lease lost" not in log, log[-3000:]
+        assert log.count("session tienda_lima: process") == 1, log[-3000:]  # started once, never again
+        assert session_status(server, auth, "tienda_lima") == "connected"
 
 
 def test_a_session_process_that_exits_mid_send_is_restarted_and_the_message_goes_once(configured, auth, tmp_path,
