@@ -92,6 +92,12 @@ def test_sigusr1_writes_the_stacks_and_the_service_goes_on(configured, auth, tmp
         assert httpx.get(f"{server.url}/api/sessions", headers=auth, timeout=10).status_code == 200
 
 
+def test_service_refuses_a_keep_alive_under_a_second(configured):
+    result = run_serve(service_env(HTTP_KEEP_ALIVE_SECONDS="0"))
+    assert result.returncode == 2
+    assert "HTTP_KEEP_ALIVE_SECONDS must be 1 or more" in result.stderr
+
+
 def test_service_refuses_to_start_without_a_token(configured):
     result = run_serve(service_env(API_STATIC_TOKEN=""))
     assert result.returncode != 0

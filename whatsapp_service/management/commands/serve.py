@@ -44,6 +44,9 @@ class Command(BaseCommand):
         if workers > 1 and not settings.REDIS_URL:
             self.stderr.write(self.style.ERROR("Cannot start: --workers > 1 needs REDIS_URL."))
             sys.exit(2)
+        if settings.HTTP_KEEP_ALIVE_SECONDS < 1:
+            self.stderr.write(self.style.ERROR("Cannot start: HTTP_KEEP_ALIVE_SECONDS must be 1 or more."))
+            sys.exit(2)
         port = port or settings.PORT
         logging.getLogger(__name__).info(
             "Serving on http://%s:%s/ (API docs at /api/docs/, admin at /admin/)", host, port
