@@ -171,16 +171,22 @@ class BackgroundStreamHandler(logging.StreamHandler):
                     items.append(self._lines.get_nowait())
                 except queue.Empty:
                     break
-            text = "".join(i for i in items if isinstance(i, str))
-            try:
-                if text:
-                    self.stream.write(text)
-                self.stream.flush()
-            except Exception:  # a closed or broken stream: nothing better to do with the lines
-                pass
+            lines = [i for i in items if isinstance(i, str)]
+            if not self._write(lines):
+                for line in lines:  # one line the stream refuses must not take the others with it
+                    self._write([line])
             for item in items:
                 if isinstance(item, threading.Event):
                     item.set()
+
+    def _write(self, lines: list[str]) -> bool:
+        try:
+            if lines:
+                self.stream.write("".join(lines))
+            self.stream.flush()
+            return True
+        except Exception:  # a closed or broken stream, a character it cannot encode
+            return False
 
 
 def logging_config(log_format: str, level: str) -> dict:

@@ -57,7 +57,10 @@ def test_text_lines_stay_readable(configured, auth, tmp_path):
         api.link("tienda_lima")
         message_id = api.send()
         api.wait(lambda: api.message(message_id)["status"] == "delivered")
-    line = next(line for line in server.output().splitlines() if message_id in line)
+        server.wait_output(message_id)
+    lines = [line for line in server.output().splitlines() if message_id in line]
+    assert lines, server.output()[-6000:]
+    line = lines[0]
     assert " INFO messaging.dispatcher session tienda_lima: message " in line and "***321" in line
 
 
@@ -74,3 +77,27 @@ def test_neonize_and_whatsmeow_output_becomes_json_records_of_the_session(config
     assert from_go, [r["logger"] for r in records]
     assert {r.get("session_id") for r in from_go} <= {"tienda_lima", "tienda_cusco"}
     assert all(r.get("session_id") for r in from_go)
+
+
+def test_a_line_the_stream_cannot_take_costs_only_that_line():
+    """stdout in an ASCII locale cannot encode a lone surrogate (a file name decoded with
+    surrogateescape): the lines queued with it are still written."""
+    import io
+    import logging
+
+    from whatsapp_service.log_format import BackgroundStreamHandler
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii", errors="strict")
+    handler = BackgroundStreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("tests.refused_line")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    try:
+        for text in ("before", "bad \udcff name", "after"):
+            logger.info(text)
+        handler.flush()
+    finally:
+        logger.removeHandler(handler)
+    assert raw.getvalue().decode().split() == ["before", "after"]
