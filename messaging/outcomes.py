@@ -10,7 +10,9 @@ the message is resumed and the session is asked whether it already went out (sen
 
 Receipts can overtake the record of the send they are about (both come from the session process, by
 different paths). A receipt that matched no sent message is kept for a minute and tried again with
-every group that records a send.
+every group that records a send. Receipts alone wait RECEIPT_GATHER_SECONDS for company: nobody waits
+for them, and a number that gets thousands a second must not keep SQLite's one write lock taken
+transaction after transaction (the supervisor's lease renewals wait for that lock too).
 """
 
 import asyncio
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 EARLY_RECEIPT_SECONDS = 60.0
 RETRY_SECONDS = 1.0
 STALL_WARNING_SECONDS = 30.0
+RECEIPT_GATHER_SECONDS = 0.2
 
 
 class Recorder:
@@ -38,6 +41,7 @@ class Recorder:
         self._receipts: list[tuple[list[str], str, float | None]] = []
         self._early: dict[str, tuple[str, float | None, float]] = {}  # wa id -> (kind, timestamp, expiry)
         self._pending = asyncio.Event()
+        self._write_pending = asyncio.Event()  # a sender waits for it: no gathering
         self._task = self.loop.create_task(self._run(), name="dispatcher-recorder")
 
     def write(self, fn: Callable, *args) -> asyncio.Future:
@@ -45,6 +49,7 @@ class Recorder:
         future = self.loop.create_future()
         self._writes.append((fn, args, future))
         self._pending.set()
+        self._write_pending.set()
         return future
 
     def receipt(self, wa_message_ids: list[str], kind: str, timestamp: float | None) -> None:
@@ -58,6 +63,7 @@ class Recorder:
     async def close(self) -> None:
         """Write what is queued, then stop."""
         self._pending.set()
+        self._write_pending.set()
         while self._writes or self._receipts:
             await asyncio.sleep(0.01)
         self._task.cancel()
@@ -66,7 +72,13 @@ class Recorder:
     async def _run(self) -> None:
         while True:
             await self._pending.wait()
+            if not self._writes:
+                try:
+                    await asyncio.wait_for(self._write_pending.wait(), RECEIPT_GATHER_SECONDS)
+                except TimeoutError:
+                    pass
             self._pending.clear()
+            self._write_pending.clear()
             writes, self._writes = self._writes, []
             receipts, self._receipts = self._receipts, []
             try:
@@ -142,17 +154,25 @@ def _apply_writes(writes) -> list:
 
 
 def _apply_receipts(receipts, early: dict, now: float, retry_early: bool) -> dict:
-    """Apply receipts, one update per kind and timestamp (WhatsApp's are whole seconds, so a busy
-    second's receipts go together); returns the early ones still unmatched, each with its first expiry."""
-    groups: dict[tuple[str, float | None, float], list[str]] = {}
-    left = dict(early)
+    """Apply receipts; returns the early ones still unmatched, each with its first expiry. A message
+    needs only its first receipt of each kind, and the ids that match no sent message (receipts of what
+    the phone itself sent, a client that repeats itself) cost one query for the whole group: only the
+    matched ones are updated, one update per kind and timestamp (WhatsApp's are whole seconds)."""
+    first: dict[tuple[str, str], tuple[float | None, float]] = {}  # (wa id, kind) -> (timestamp, expiry)
+    left = {} if retry_early else dict(early)
     if retry_early:
         for wa_id, (kind, timestamp, expiry) in early.items():
-            groups.setdefault((kind, timestamp, expiry), []).append(wa_id)
-        left = {}
+            first.setdefault((wa_id, kind), (timestamp, expiry))
     for ids, kind, timestamp in receipts:
-        groups.setdefault((kind, timestamp, now + EARLY_RECEIPT_SECONDS), []).extend(ids)
-    for (kind, timestamp, expiry), ids in groups.items():
-        for wa_id in send_queue.apply_receipt(ids, kind, timestamp):
+        for wa_id in ids:
+            first.setdefault((wa_id, kind), (timestamp, now + EARLY_RECEIPT_SECONDS))
+    known = send_queue.sent_wa_ids({wa_id for wa_id, _ in first})
+    updates: dict[tuple[str, float | None], list[str]] = {}
+    for (wa_id, kind), (timestamp, expiry) in first.items():
+        if wa_id in known:
+            updates.setdefault((kind, timestamp), []).append(wa_id)
+        else:
             left[wa_id] = (kind, timestamp, expiry)
+    for (kind, timestamp), ids in updates.items():
+        send_queue.apply_receipt(ids, kind, timestamp)
     return left

@@ -188,8 +188,16 @@ def apply_receipt(wa_message_ids: list[str], kind: str, timestamp: float | None)
                 status=MessageStatus.READ, read_at=at, delivered_at=Coalesce("delivered_at", at), updated_at=at
             )
         message_statuses_changed(rows)  # statuses already announced are not announced again
-    known = set(OutgoingMessage.objects.filter(wa_message_id__in=wa_message_ids).values_list("wa_message_id", flat=True))
-    return set(wa_message_ids) - known
+    return set(wa_message_ids) - sent_wa_ids(wa_message_ids)
+
+
+def sent_wa_ids(wa_message_ids) -> set[str]:
+    """Which of these WhatsApp message ids belong to messages of ours."""
+    ids, known = list(wa_message_ids), set()
+    for start in range(0, len(ids), 500):  # under SQLite's limit of query parameters
+        known.update(OutgoingMessage.objects.filter(wa_message_id__in=ids[start:start + 500])
+                     .values_list("wa_message_id", flat=True))
+    return known
 
 
 def expire_leases_of(owners: list[str]) -> int:

@@ -47,8 +47,8 @@ class BusyBackend(SimulatorBackend):
         interval = 1.0 / float(os.environ.get("FAULT_RATE", "1000"))
         next_at = time.monotonic()
         while True:
-            # WhatsApp's receipt timestamps are whole seconds.
+            # WhatsApp's receipt timestamps are whole seconds; each its own is the harder case.
             self.emit({"event": "receipt", "message_ids": ["3EB0BUSY"], "type": "delivered",
-                       "timestamp": float(int(time.time()))})
+                       "timestamp": time.time()})
             next_at += interval
             time.sleep(max(0.0, next_at - time.monotonic()))

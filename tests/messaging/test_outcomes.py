@@ -11,7 +11,7 @@ from django.db import connections
 from messaging import outcomes, send_queue
 from messaging.models import MessageStatus, OutgoingMessage
 from tests.fault_tools import hold_message_writes
-from tests.messaging.test_send_queue import queue_messages
+from tests.messaging.test_send_queue import claim_one, queue_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,3 +42,23 @@ def test_an_outcome_waiting_for_the_database_is_logged_then_recorded(configured,
     stalls = [r.getMessage() for r in caplog.records if "waited" in r.getMessage()]
     assert stalls and "recording 1 outcome(s) has waited" in stalls[0] and "for the database" in stalls[0]
     assert OutgoingMessage.objects.get(pk=row.pk).status == MessageStatus.SENT
+
+
+def test_a_flood_of_receipts_costs_one_query_for_ids_of_no_message(configured, django_assert_max_num_queries):
+    """A client repeating receipts (or the phone's own messages'): thousands of them, each with its own
+    timestamp, cost one query for the unknown ids and one update per receipt a message still needs."""
+    a, b = queue_messages(2)
+    for row, wa in ((a, "3EB0A"), (b, "3EB0B")):
+        claim_one("w")
+        send_queue.record_sent(row.pk, "w", wa, None)
+    flood = [(["3EB0BUSY"], "delivered", 1_700_000_000.0 + i / 1000) for i in range(3000)]
+    receipts = [(["3EB0A"], "delivered", 1_700_000_001.0), *flood, (["3EB0A"], "delivered", 1_700_000_009.0),
+                (["3EB0A", "3EB0B"], "read", 1_700_000_002.0)]
+    with django_assert_max_num_queries(12):
+        early = outcomes._apply_receipts(receipts, {}, now=100.0, retry_early=False)
+    assert early == {"3EB0BUSY": ("delivered", 1_700_000_000.0, 100.0 + outcomes.EARLY_RECEIPT_SECONDS)}
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.status, b.status) == (MessageStatus.READ, MessageStatus.READ)
+    assert a.delivered_at.timestamp() == 1_700_000_001.0  # the first delivery receipt, not the later one
+    assert b.delivered_at.timestamp() == 1_700_000_002.0  # read implies delivered
