@@ -76,7 +76,7 @@ class Recorder:
                 try:
                     await asyncio.wait_for(self._write_pending.wait(), RECEIPT_GATHER_SECONDS)
                 except TimeoutError:
-                    pass
+                    pass  # gathered long enough: the receipts go now, with whatever came meanwhile
             self._pending.clear()
             self._write_pending.clear()
             writes, self._writes = self._writes, []

@@ -175,9 +175,9 @@ def give_back(pk: int, owner: str) -> None:
     _mine(pk, owner).update(status=MessageStatus.QUEUED, attempts=F("attempts") - 1, **_release())
 
 
-def apply_receipt(wa_message_ids: list[str], kind: str, timestamp: float | None) -> set[str]:
-    """Move messages forward to delivered or read (never backwards). Returns the ids that matched
-    no sent message (yet)."""
+def apply_receipt(wa_message_ids: list[str], kind: str, timestamp: float | None) -> None:
+    """Move messages forward to delivered or read (never backwards); ids of no message of ours are
+    ignored (sent_wa_ids tells them apart)."""
     at = datetime.fromtimestamp(timestamp, tz=dt_timezone.utc) if timestamp else timezone.now()
     rows = OutgoingMessage.objects.filter(wa_message_id__in=wa_message_ids)
     with transaction.atomic():
@@ -188,7 +188,6 @@ def apply_receipt(wa_message_ids: list[str], kind: str, timestamp: float | None)
                 status=MessageStatus.READ, read_at=at, delivered_at=Coalesce("delivered_at", at), updated_at=at
             )
         message_statuses_changed(rows)  # statuses already announced are not announced again
-    return set(wa_message_ids) - sent_wa_ids(wa_message_ids)
 
 
 def sent_wa_ids(wa_message_ids) -> set[str]:
