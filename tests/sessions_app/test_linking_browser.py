@@ -25,9 +25,10 @@ CHROMIUM_ARGS = [
 @pytest.fixture
 def browser_page(chromium_path, tmp_path):
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import expect, sync_playwright
     except ImportError:
         need(False, "Python playwright")
+    expect.set_options(timeout=WAIT_MS)  # its own default is 5 s, whatever the page's is
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),  # a fresh profile

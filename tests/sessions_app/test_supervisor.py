@@ -203,7 +203,8 @@ def seconds_between(earlier: datetime, later: datetime) -> float:
 
 
 def test_stream_replaced_waits_longer_each_time_and_a_ban_waits_until_it_expires(start_worker):
-    worker = start_worker(SESSION_STREAM_REPLACED_WAIT_SECONDS="0.6")
+    # The backoff cap above the doubled wait (FAST caps it at 1 s: 0.5 to 1 s, not 0.6 to 1.2).
+    worker = start_worker(SESSION_STREAM_REPLACED_WAIT_SECONDS="0.6", SESSION_RESTART_BACKOFF_MAX_SECONDS="5")
     link("tienda_lima", worker)
     for replacements in (1, 2):
         phone_action("tienda_lima", "replace")
