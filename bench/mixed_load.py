@@ -3,8 +3,10 @@
 `manage.py serve` (embedded worker, simulator backend, pacing off) with 20 linked sessions takes, for
 `--minutes` (default 10): send-pdf posts, status reads (sessions, one session, a message) and sockets
 opening and closing. Every few seconds it samples the server's memory (RSS of the web process; PSS of the
-web process and every session process, so shared pages count once) and its open files. At the end it
-waits for the queue to drain and counts what the simulated WhatsApp received.
+web process and of the session processes, so shared pages count once) and its open files; every
+`SQLITE_SAMPLE_SECONDS` it asks the web process what SQLite holds (SIGUSR1, whatsapp_service.stack_dump),
+the part of its memory that is page cache and grows with the database up to a ceiling. At the end it waits
+for the queue to drain and counts what the simulated WhatsApp received.
 
 Prints JSON: requests and errors by kind, messages accepted / delivered / failed / duplicated, latency of
 send-pdf, and the slope of memory (MB per minute) and open files (per minute) after a warm-up minute
@@ -20,6 +22,8 @@ import base64
 import json
 import os
 import random
+import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +39,8 @@ import dispatch  # noqa: E402
 from dispatch import ROOT, TOKEN  # noqa: E402
 
 SAMPLE_SECONDS = 5.0
+SQLITE_SAMPLE_SECONDS = 30.0
+SQLITE_LINE = re.compile(r"=== sqlite: ([\d.]+) MB in use \(([\d.]+) MB of it page cache\), at most ([\d.]+) MB")
 
 
 def pdf(size: int, seed: int) -> bytes:
@@ -104,13 +110,29 @@ class Service(dispatch.Service):
 
     def sample(self) -> dict:
         pids = tree(self.proc.pid)
+        pss = {p: kib(f"/proc/{p}/smaps_rollup", "Pss:") / 1024 for p in pids}
         return {
             "rss_mb": kib(f"/proc/{self.proc.pid}/status", "VmRSS:") / 1024,
-            "pss_mb": sum(kib(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids) / 1024,
+            "pss_mb": sum(pss.values()),
+            "server_pss_mb": pss[self.proc.pid],
             "open_files": sum(open_files(p) for p in pids),
             "server_open_files": open_files(self.proc.pid),
             "processes": len(pids),
         }
+
+    async def sqlite_memory(self) -> dict | None:
+        """What SQLite holds in the web process, MB, from the stack dump SIGUSR1 writes to its log."""
+        self.proc.send_signal(signal.SIGUSR1)
+        for _ in range(50):
+            await asyncio.sleep(0.2)
+            found = SQLITE_LINE.findall(self.log.read_text(errors="replace"))
+            if len(found) > self.sqlite_dumps:
+                self.sqlite_dumps = len(found)
+                used, cache, most = map(float, found[-1])
+                return {"used": used, "page_cache": cache, "highest": most}
+        return None
+
+    sqlite_dumps = 0
 
     def tally(self, prefix: str) -> dict:
         code = (
@@ -136,6 +158,7 @@ class Load:
         self.send_latency: list[float] = []
         self.message_ids: list[str] = []
         self.samples: list[tuple[float, dict]] = []
+        self.sqlite_samples: list[tuple[float, dict]] = []
         self.prefix = f"load-{os.getpid()}-"
         self.pdfs = [base64.b64encode(pdf(20_000 + i * 1000, i)).decode() for i in range(8)]
 
@@ -204,13 +227,20 @@ class Load:
             await asyncio.sleep(SAMPLE_SECONDS)
         self.samples.append((time.monotonic() - self.start, self.service.sample()))
 
+    async def sqlite_sampler(self) -> None:
+        while time.monotonic() < self.end:
+            await asyncio.sleep(min(SQLITE_SAMPLE_SECONDS, max(0.0, self.end - time.monotonic())))
+            found = await self.service.sqlite_memory()
+            if found:
+                self.sqlite_samples.append((time.monotonic() - self.start, found))
+
     async def run(self) -> None:
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
         async with httpx.AsyncClient(base_url=self.service.url, timeout=60, limits=limits,
                                      headers={"Authorization": f"Bearer {TOKEN}"}) as self.http:
             self.start = time.monotonic()
             self.end = self.start + self.seconds
-            await asyncio.gather(self.sampler(), self.paced(self.send_rate, self.send_pdf),
+            await asyncio.gather(self.sampler(), self.sqlite_sampler(), self.paced(self.send_rate, self.send_pdf),
                                  self.paced(self.read_rate, self.read_status),
                                  self.paced(self.socket_rate, self.open_socket))
 
@@ -244,10 +274,16 @@ def main() -> None:
 
     warm = [(t, s) for t, s in load.samples if t >= min(60.0, args.minutes * 60 / 5)]
     late = [(t, s) for t, s in load.samples if t >= args.minutes * 60 / 2]
+    for t, s in load.samples:
+        s["sessions_pss_mb"] = s["pss_mb"] - s["server_pss_mb"]
 
-    def slopes(key: str, name: str) -> dict:
-        return {name: slope_per_minute([(t, s[key]) for t, s in warm]),
-                f"{name}_second_half": slope_per_minute([(t, s[key]) for t, s in late])}
+    def slopes(key: str, name: str, samples: tuple[list, list] = (warm, late)) -> dict:
+        return {name: slope_per_minute([(t, s[key]) for t, s in samples[0]]),
+                f"{name}_second_half": slope_per_minute([(t, s[key]) for t, s in samples[1]])}
+
+    sqlite = load.sqlite_samples
+    sqlite_warm = [(t, s) for t, s in sqlite if t >= warm[0][0]] if warm else []
+    sqlite_late = [(t, s) for t, s in sqlite if t >= args.minutes * 60 / 2]
 
     first, last = load.samples[0][1], load.samples[-1][1]
     delivered = sum(n for s, n in tally["statuses"].items() if s in ("delivered", "read"))
@@ -274,6 +310,14 @@ def main() -> None:
                               **slopes("rss_mb", "slope_mb_per_min")},
             "all_processes_pss_mb": {"start": round(first["pss_mb"], 1), "end": round(last["pss_mb"], 1),
                                      **slopes("pss_mb", "slope_mb_per_min")},
+            "server_pss_mb": {"start": round(first["server_pss_mb"], 1), "end": round(last["server_pss_mb"], 1),
+                              **slopes("server_pss_mb", "slope_mb_per_min")},
+            "session_processes_pss_mb": {"start": round(first["sessions_pss_mb"], 1),
+                                         "end": round(last["sessions_pss_mb"], 1),
+                                         **slopes("sessions_pss_mb", "slope_mb_per_min")},
+            "server_sqlite_mb": sqlite and {
+                "first": sqlite[0][1], "last": sqlite[-1][1],
+                **slopes("used", "used_slope_mb_per_min", (sqlite_warm, sqlite_late))},
         },
         "open_files": {"start": first["open_files"], "end": last["open_files"],
                        **slopes("open_files", "slope_per_min"),

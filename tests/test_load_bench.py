@@ -28,3 +28,7 @@ def test_half_a_minute_of_mixed_traffic_loses_nothing_and_errs_nowhere():
     assert messages["accepted"] == requests["send_pdf"]
     assert messages["statuses"] == {"delivered": messages["accepted"]}
     assert messages["received_by_whatsapp"] == messages["accepted"] and messages["duplicates"] == 0
+    # What SQLite holds in the web process is read while it runs (the part of its memory that grows
+    # with the database up to a ceiling, told apart from the rest).
+    sqlite = result["memory"]["server_sqlite_mb"]
+    assert sqlite and 0 < sqlite["last"]["used"] <= sqlite["last"]["highest"], result["memory"]

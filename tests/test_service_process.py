@@ -11,6 +11,7 @@ import time
 import httpx
 import pytest
 import websockets
+from django.db import connection
 
 from messaging.models import MessagePayload, OutgoingMessage
 from tests.conftest import make_pdf, pdf_body
@@ -89,6 +90,11 @@ def test_sigusr1_writes_the_stacks_and_the_service_goes_on(configured, auth, tmp
         # What start-up left lives as long as the process: frozen (gc_tuning), out of every full collection.
         frozen = re.search(r"=== gc: (\d+) start-up objects frozen, (\d+) tracked", dump)
         assert frozen and int(frozen[1]) > 50_000 and int(frozen[2]) < int(frozen[1]) / 2, dump[-500:]
+        # And what SQLite holds: on the SQLite database, the page caches of the connections in use.
+        sqlite = re.search(r"=== sqlite: ([\d.]+) MB in use \(([\d.]+) MB of it page cache\), at most ([\d.]+) MB", dump)
+        assert sqlite, dump[-500:]
+        if connection.vendor == "sqlite":
+            assert 0 < float(sqlite[1]) <= float(sqlite[3]), sqlite[0]
         assert httpx.get(f"{server.url}/api/sessions", headers=auth, timeout=10).status_code == 200
 
 

@@ -1,9 +1,13 @@
 """`kill -USR1 <pid>` of `serve` or `runworker` writes to stderr what each of its threads and each task
 on its event loop is doing: the answer to "it runs, answers, and yet nothing moves". And what the
-garbage collector holds (whatsapp_service.gc_tuning): the answer to "its memory keeps growing"."""
+garbage collector holds (whatsapp_service.gc_tuning) and what SQLite holds (its page caches): the answer to
+"its memory keeps growing"."""
 
 import asyncio
+import ctypes
+import ctypes.util
 import faulthandler
+import functools
 import gc
 import signal
 import sys
@@ -27,5 +31,39 @@ def dump(loop: asyncio.AbstractEventLoop) -> None:
     collections = "/".join(str(g["collections"]) for g in gc.get_stats())
     out.write(f"=== gc: {gc.get_freeze_count()} start-up objects frozen, {len(gc.get_objects())} tracked, "
               f"collections by generation {collections} ===\n")
+    out.write(f"=== sqlite: {sqlite_memory()} ===\n")
     out.write("=== end of stack dump ===\n")
     out.flush()
+
+
+SQLITE_STATUS_MEMORY_USED, SQLITE_STATUS_PAGECACHE_OVERFLOW = 0, 2
+
+
+@functools.cache
+def sqlite_status():
+    """sqlite3_status64 of the SQLite library Python's sqlite3 links: the system libsqlite3, so loading it by
+    name finds the same library, and the same counters. None where there is none to find."""
+    name = ctypes.util.find_library("sqlite3")
+    try:
+        status = ctypes.CDLL(name).sqlite3_status64 if name else None
+    except (OSError, AttributeError):
+        return None
+    if status is not None:
+        status.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64), ctypes.c_int]
+    return status
+
+
+def sqlite_memory() -> str:
+    """What SQLite has allocated in this process, all connections together."""
+    status = sqlite_status()
+    if status is None:
+        return "memory unknown (no libsqlite3 with sqlite3_status64)"
+
+    def mb(op: int) -> tuple[float, float]:
+        current, highest = ctypes.c_int64(), ctypes.c_int64()
+        status(op, ctypes.byref(current), ctypes.byref(highest), 0)
+        return current.value / 2**20, highest.value / 2**20
+
+    used, most = mb(SQLITE_STATUS_MEMORY_USED)
+    cache, _ = mb(SQLITE_STATUS_PAGECACHE_OVERFLOW)
+    return f"{used:.1f} MB in use ({cache:.1f} MB of it page cache), at most {most:.1f} MB"
