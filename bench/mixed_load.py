@@ -4,9 +4,10 @@
 `--minutes` (default 10): send-pdf posts, status reads (sessions, one session, a message) and sockets
 opening and closing. Every few seconds it samples the server's memory (RSS of the web process; PSS of the
 web process and of the session processes, so shared pages count once) and its open files; every
-`SQLITE_SAMPLE_SECONDS` it asks the web process what SQLite holds (SIGUSR1, whatsapp_service.stack_dump),
-the part of its memory that is page cache and grows with the database up to a ceiling. At the end it waits
-for the queue to drain and counts what the simulated WhatsApp received.
+`HEAP_SAMPLE_SECONDS` it asks the web process who holds its memory (SIGUSR1, whatsapp_service.stack_dump:
+objects the garbage collector tracks, Python's small blocks, glibc's heap in use and kept free, SQLite), to
+tell a leak (in use, growing) from fragmentation (kept free, growing) from caches (growing to a ceiling).
+At the end it waits for the queue to drain and counts what the simulated WhatsApp received.
 
 Prints JSON: requests and errors by kind, messages accepted / delivered / failed / duplicated, latency of
 send-pdf, and the slope of memory (MB per minute) and open files (per minute) after a warm-up minute
@@ -39,8 +40,15 @@ import dispatch  # noqa: E402
 from dispatch import ROOT, TOKEN  # noqa: E402
 
 SAMPLE_SECONDS = 5.0
-SQLITE_SAMPLE_SECONDS = 30.0
-SQLITE_LINE = re.compile(r"=== sqlite: ([\d.]+) MB in use \(([\d.]+) MB of it page cache\), at most ([\d.]+) MB")
+HEAP_SAMPLE_SECONDS = 30.0
+HEAP_FIGURES = {  # name: what the stack dump says of it
+    "gc_tracked_objects": r"frozen, (\d+) tracked",
+    "python_small_blocks": r"python: (\d+) small blocks",
+    "malloc_in_use_mb": r"=== malloc: ([\d.]+) MB in use",
+    "malloc_free_kept_mb": r"MB in use, ([\d.]+) MB free in the heap",
+    "malloc_mapped_mb": r"([\d.]+) MB mapped apart",
+    "sqlite_mb": r"=== sqlite: ([\d.]+) MB in use",
+}
 
 
 def pdf(size: int, seed: int) -> bytes:
@@ -120,19 +128,19 @@ class Service(dispatch.Service):
             "processes": len(pids),
         }
 
-    async def sqlite_memory(self) -> dict | None:
-        """What SQLite holds in the web process, MB, from the stack dump SIGUSR1 writes to its log."""
+    async def heap(self) -> dict | None:
+        """Who holds the web process's memory (HEAP_FIGURES), from the stack dump SIGUSR1 writes to its log."""
         self.proc.send_signal(signal.SIGUSR1)
         for _ in range(50):
             await asyncio.sleep(0.2)
-            found = SQLITE_LINE.findall(self.log.read_text(errors="replace"))
-            if len(found) > self.sqlite_dumps:
-                self.sqlite_dumps = len(found)
-                used, cache, most = map(float, found[-1])
-                return {"used": used, "page_cache": cache, "highest": most}
+            dumps = self.log.read_text(errors="replace").split("=== stack dump (SIGUSR1)")
+            if len(dumps) - 1 > self.heap_dumps and "=== end of stack dump ===" in dumps[-1]:
+                self.heap_dumps = len(dumps) - 1
+                found = {name: re.search(pattern, dumps[-1]) for name, pattern in HEAP_FIGURES.items()}
+                return {name: float(m[1]) for name, m in found.items() if m}
         return None
 
-    sqlite_dumps = 0
+    heap_dumps = 0
 
     def tally(self, prefix: str) -> dict:
         code = (
@@ -158,7 +166,7 @@ class Load:
         self.send_latency: list[float] = []
         self.message_ids: list[str] = []
         self.samples: list[tuple[float, dict]] = []
-        self.sqlite_samples: list[tuple[float, dict]] = []
+        self.heap_samples: list[tuple[float, dict]] = []
         self.prefix = f"load-{os.getpid()}-"
         self.pdfs = [base64.b64encode(pdf(20_000 + i * 1000, i)).decode() for i in range(8)]
 
@@ -227,12 +235,12 @@ class Load:
             await asyncio.sleep(SAMPLE_SECONDS)
         self.samples.append((time.monotonic() - self.start, self.service.sample()))
 
-    async def sqlite_sampler(self) -> None:
+    async def heap_sampler(self) -> None:
         while time.monotonic() < self.end:
-            await asyncio.sleep(min(SQLITE_SAMPLE_SECONDS, max(0.0, self.end - time.monotonic())))
-            found = await self.service.sqlite_memory()
+            await asyncio.sleep(min(HEAP_SAMPLE_SECONDS, max(0.0, self.end - time.monotonic())))
+            found = await self.service.heap()
             if found:
-                self.sqlite_samples.append((time.monotonic() - self.start, found))
+                self.heap_samples.append((time.monotonic() - self.start, found))
 
     async def run(self) -> None:
         limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
@@ -240,7 +248,7 @@ class Load:
                                      headers={"Authorization": f"Bearer {TOKEN}"}) as self.http:
             self.start = time.monotonic()
             self.end = self.start + self.seconds
-            await asyncio.gather(self.sampler(), self.sqlite_sampler(), self.paced(self.send_rate, self.send_pdf),
+            await asyncio.gather(self.sampler(), self.heap_sampler(), self.paced(self.send_rate, self.send_pdf),
                                  self.paced(self.read_rate, self.read_status),
                                  self.paced(self.socket_rate, self.open_socket))
 
@@ -281,9 +289,9 @@ def main() -> None:
         return {name: slope_per_minute([(t, s[key]) for t, s in samples[0]]),
                 f"{name}_second_half": slope_per_minute([(t, s[key]) for t, s in samples[1]])}
 
-    sqlite = load.sqlite_samples
-    sqlite_warm = [(t, s) for t, s in sqlite if t >= warm[0][0]] if warm else []
-    sqlite_late = [(t, s) for t, s in sqlite if t >= args.minutes * 60 / 2]
+    heap = load.heap_samples
+    heap_warm = [(t, s) for t, s in heap if t >= warm[0][0]] if warm else []
+    heap_late = [(t, s) for t, s in heap if t >= args.minutes * 60 / 2]
 
     first, last = load.samples[0][1], load.samples[-1][1]
     delivered = sum(n for s, n in tally["statuses"].items() if s in ("delivered", "read"))
@@ -315,9 +323,9 @@ def main() -> None:
             "session_processes_pss_mb": {"start": round(first["sessions_pss_mb"], 1),
                                          "end": round(last["sessions_pss_mb"], 1),
                                          **slopes("sessions_pss_mb", "slope_mb_per_min")},
-            "server_sqlite_mb": sqlite and {
-                "first": sqlite[0][1], "last": sqlite[-1][1],
-                **slopes("used", "used_slope_mb_per_min", (sqlite_warm, sqlite_late))},
+            "server_heap": {name: {"first": heap[0][1].get(name), "last": heap[-1][1].get(name),
+                                   **slopes(name, "slope_per_min", (heap_warm, heap_late))}
+                            for name in HEAP_FIGURES} if heap else None,
         },
         "open_files": {"start": first["open_files"], "end": last["open_files"],
                        **slopes("open_files", "slope_per_min"),

@@ -1,7 +1,7 @@
 """`kill -USR1 <pid>` of `serve` or `runworker` writes to stderr what each of its threads and each task
 on its event loop is doing: the answer to "it runs, answers, and yet nothing moves". And what the
-garbage collector holds (whatsapp_service.gc_tuning) and what SQLite holds (its page caches): the answer to
-"its memory keeps growing"."""
+garbage collector holds (whatsapp_service.gc_tuning), what Python's and C's allocators hold and what SQLite
+holds: the answer to "its memory keeps growing", and to where."""
 
 import asyncio
 import ctypes
@@ -31,6 +31,7 @@ def dump(loop: asyncio.AbstractEventLoop) -> None:
     collections = "/".join(str(g["collections"]) for g in gc.get_stats())
     out.write(f"=== gc: {gc.get_freeze_count()} start-up objects frozen, {len(gc.get_objects())} tracked, "
               f"collections by generation {collections} ===\n")
+    out.write(f"=== malloc: {malloc_memory()}; python: {sys.getallocatedblocks()} small blocks ===\n")
     out.write(f"=== sqlite: {sqlite_memory()} ===\n")
     out.write("=== end of stack dump ===\n")
     out.flush()
@@ -67,3 +68,22 @@ def sqlite_memory() -> str:
     used, most = mb(SQLITE_STATUS_MEMORY_USED)
     cache, _ = mb(SQLITE_STATUS_PAGECACHE_OVERFLOW)
     return f"{used:.1f} MB in use ({cache:.1f} MB of it page cache), at most {most:.1f} MB"
+
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def malloc_memory() -> str:
+    """glibc's heap: what is in use, what it keeps free (freed but not given back: fragmentation), and what
+    it mapped apart for large blocks. Python's own small objects live in its arenas, counted apart."""
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except AttributeError:
+        return "unknown (no glibc mallinfo2)"
+    mallinfo2.restype = MallInfo2
+    info = mallinfo2()
+    mb = 2**20
+    return (f"{info.uordblks / mb:.1f} MB in use, {info.fordblks / mb:.1f} MB free in the heap, "
+            f"{info.hblkhd / mb:.1f} MB mapped apart")
