@@ -15,6 +15,15 @@ send-pdf, and the slope of memory (MB per minute) and open files (per minute) af
 and `failures`: errors, messages not delivered exactly once, processes lost. It exits 1 when there are any.
 
     .venv/bin/python bench/mixed_load.py [--minutes 10] [--sessions 20] [--database sqlite|postgres]
+                                         [--trace-allocations]
+
+`--small-caches` bounds what the service remembers per recipient (DISPATCH_NUMBER_CACHE_SIZE) and per
+send (SENT_JOURNAL_KEEP) low enough that both are full within the warm-up: what still grows after that
+is not a cache on its way to its bound. With the defaults the two fill for hours at these rates.
+
+`--trace-allocations` starts the service with PYTHONTRACEMALLOC=1 and prints, from the last dump, the lines
+of code whose allocations grew most between the first dump and the last. Tracing slows the service several times over:
+lower the rates with it.
 """
 
 import argparse
@@ -100,6 +109,24 @@ def kib(path: str, key: str) -> int:
     return 0
 
 
+def rss_by_mapping(pid: int) -> dict[str, float]:
+    """RSS (MB) of a process by what is mapped: a file, [heap] (glibc's main heap), [anon] (other glibc
+    arenas, Python's arenas, thread stacks), [stack]..."""
+    found: Counter = Counter()
+    name = "?"
+    try:
+        with open(f"/proc/{pid}/smaps") as smaps:
+            for line in smaps:
+                if line.startswith("Rss:"):
+                    found[name] += int(line.split()[1]) / 1024
+                elif "-" in line.split(" ", 1)[0] and not line[0].isupper():
+                    fields = line.split(None, 5)
+                    name = fields[5].strip() if len(fields) > 5 else "[anon]"
+    except OSError:
+        pass
+    return dict(found)
+
+
 def open_files(pid: int) -> int:
     try:
         return len(os.listdir(f"/proc/{pid}/fd"))
@@ -111,9 +138,13 @@ class Service(dispatch.Service):
     """The dispatch bench's service (serve, simulator, the sessions linked), pacing off, and what this
     bench reads off it."""
 
-    def __init__(self, tmp: Path, database: str, sessions: list[str]):
+    def __init__(self, tmp: Path, database: str, sessions: list[str], trace_allocations: bool = False,
+                 small_caches: bool = False):
+        extra = {"PYTHONTRACEMALLOC": "1"} if trace_allocations else {}
+        if small_caches:
+            extra.update(DISPATCH_NUMBER_CACHE_SIZE="200", SENT_JOURNAL_KEEP="10")
         super().__init__(tmp, database, sessions, SESSION_POLL_SECONDS="0.5", SIMULATOR_DELIVERY_MS="100",
-                         LOG_LEVEL="WARNING", **dispatch.NO_PACING)
+                         LOG_LEVEL="WARNING", **dispatch.NO_PACING, **extra)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def sample(self) -> dict:
@@ -123,6 +154,7 @@ class Service(dispatch.Service):
             "rss_mb": kib(f"/proc/{self.proc.pid}/status", "VmRSS:") / 1024,
             "pss_mb": sum(pss.values()),
             "server_pss_mb": pss[self.proc.pid],
+            "server_rss_by_mapping": rss_by_mapping(self.proc.pid),
             "open_files": sum(open_files(p) for p in pids),
             "server_open_files": open_files(self.proc.pid),
             "processes": len(pids),
@@ -131,16 +163,19 @@ class Service(dispatch.Service):
     async def heap(self) -> dict | None:
         """Who holds the web process's memory (HEAP_FIGURES), from the stack dump SIGUSR1 writes to its log."""
         self.proc.send_signal(signal.SIGUSR1)
-        for _ in range(50):
+        for _ in range(300):  # a traced process takes seconds to dump
             await asyncio.sleep(0.2)
             dumps = self.log.read_text(errors="replace").split("=== stack dump (SIGUSR1)")
             if len(dumps) - 1 > self.heap_dumps and "=== end of stack dump ===" in dumps[-1]:
                 self.heap_dumps = len(dumps) - 1
                 found = {name: re.search(pattern, dumps[-1]) for name, pattern in HEAP_FIGURES.items()}
+                grown = dumps[-1].partition("(tracemalloc) ===\n")[2].splitlines()
+                self.allocations_grown = [line for line in grown if not line.startswith("===")]
                 return {name: float(m[1]) for name, m in found.items() if m}
         return None
 
     heap_dumps = 0
+    allocations_grown: list[str] = []
 
     def tally(self, prefix: str) -> dict:
         code = (
@@ -270,10 +305,14 @@ def main() -> None:
     parser.add_argument("--send-rate", type=float, default=10.0, help="send-pdf posts per second")
     parser.add_argument("--read-rate", type=float, default=10.0, help="status reads per second")
     parser.add_argument("--socket-rate", type=float, default=2.0, help="sockets opened (and closed) per second")
+    parser.add_argument("--small-caches", action="store_true", help="caches full within the warm-up")
+    parser.add_argument("--trace-allocations", action="store_true", help="tracemalloc in the service (slow)")
     args = parser.parse_args()
 
     sessions = [f"carga_{i:02d}" for i in range(1, args.sessions + 1)]
-    with tempfile.TemporaryDirectory(prefix="bench-mixed-") as tmp, Service(Path(tmp), args.database, sessions) as svc:
+    with tempfile.TemporaryDirectory(prefix="bench-mixed-") as tmp, Service(Path(tmp), args.database, sessions,
+                                                                                  args.trace_allocations,
+                                                                                  args.small_caches) as svc:
         load = Load(svc, args.minutes * 60, args.send_rate, args.read_rate, args.socket_rate)
         asyncio.run(load.run())
         tally, drained_in = load.drain(timeout=180)
@@ -294,11 +333,14 @@ def main() -> None:
     heap_late = [(t, s) for t, s in heap if t >= args.minutes * 60 / 2]
 
     first, last = load.samples[0][1], load.samples[-1][1]
+    after_warm_up = (warm or load.samples)[0][1]["server_rss_by_mapping"]
+    grown = {name: (after_warm_up.get(name, 0.0), mb) for name, mb in last["server_rss_by_mapping"].items()}
     delivered = sum(n for s, n in tally["statuses"].items() if s in ("delivered", "read"))
     result = {
         "minutes": args.minutes,
         "sessions": args.sessions,
         "database": args.database,
+        "small_caches": args.small_caches,
         "requests": dict(load.counts),
         "errors": dict(load.errors),
         "error_examples": load.error_examples,
@@ -323,6 +365,9 @@ def main() -> None:
             "session_processes_pss_mb": {"start": round(first["sessions_pss_mb"], 1),
                                          "end": round(last["sessions_pss_mb"], 1),
                                          **slopes("sessions_pss_mb", "slope_mb_per_min")},
+            "server_rss_grown_most_by_mapping": {  # after the warm-up; MB
+                name: {"then": round(then, 2), "end": round(end, 2)}
+                for name, (then, end) in sorted(grown.items(), key=lambda i: i[1][0] - i[1][1])[:6]},
             "server_heap": {name: {"first": heap[0][1].get(name), "last": heap[-1][1].get(name),
                                    **slopes(name, "slope_per_min", (heap_warm, heap_late))}
                             for name in HEAP_FIGURES} if heap else None,
@@ -334,6 +379,8 @@ def main() -> None:
         "processes": {"start": first["processes"], "end": last["processes"]},
         "samples": len(load.samples),
     }
+    if args.trace_allocations:
+        result["allocations_grown_last_interval"] = svc.allocations_grown
     result["failures"] = failures(result)
     print(json.dumps(result, indent=2))
     sys.exit(1 if result["failures"] else 0)

@@ -6,7 +6,11 @@ Prints one JSON object. The machine's other work moves these figures by a third 
 the next, so `--rounds N` runs the servers one after the other N times and reports every round and the
 median, with each server's ratio to Express in the same round. Before each measurement the disk is
 let settle (sync), so one server's write-back does not land in the next one's figures. `--web-workers N`
-serves with N web processes (they share the channel layer through Redis: BENCH_REDIS_URL). Usage:
+serves with N web processes (they share the channel layer through Redis: BENCH_REDIS_URL).
+For each database it also measures the queue writer alone (`queue_writer_alone_per_s`): 16 threads of one
+process committing the same PDF through `messaging.queue_writer` with no HTTP in front, the most that
+database takes through the service's write path on this machine, so the service's figure can be read
+against its database's. Usage:
     .venv/bin/python bench/send_pdf_throughput.py [--duration 10] [--connections 16] [--rounds 3] [--no-node]
                                                   [--web-workers 2]
 """
@@ -138,6 +142,8 @@ def bench_service(name: str, database_url: str, body: Path, token: str, tmp: Pat
         quiet_disk()
         result = run_wrk(port, lua, args.duration, args.connections)
         result["rows_committed"] = count_rows(py, env)
+        quiet_disk()
+        result["queue_writer_alone_per_s"] = queue_writer_alone(py, env, body, args)
         return result
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -148,6 +154,34 @@ def count_rows(py: str, env: dict) -> int:
     code = "from messaging.models import OutgoingMessage as M; print(M.objects.count())"
     out = subprocess.run([py, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     return int(out.stdout.split()[-1])
+
+
+WRITER_ALONE = """
+import base64, hashlib, json, threading, time
+from messaging.intake import SendRequest
+from messaging.queue_writer import QueueWriter
+pdf = base64.b64decode(json.load(open(%(body)r))["pdfBase64"])
+sha = hashlib.sha256(pdf).hexdigest()
+request = SendRequest(session_id="tienda_lima", to="51987654321", file_name="bench.pdf", caption="", data=pdf,
+                      sha256=sha, idempotency_key=None, request_hash=sha)
+writer, done, end = QueueWriter(), [0] * %(connections)d, time.monotonic() + %(duration)d
+def client(i):
+    while time.monotonic() < end:
+        writer.submit(request).result()
+        done[i] += 1
+threads = [threading.Thread(target=client, args=(i,)) for i in range(%(connections)d)]
+started = time.monotonic()
+[t.start() for t in threads]; [t.join() for t in threads]
+print(round(sum(done) / (time.monotonic() - started), 1))
+"""
+
+
+def queue_writer_alone(py: str, env: dict, body: Path, args) -> float:
+    """Rows a second the queue writer commits with `--connections` callers and no HTTP (WRITER_ALONE)."""
+    code = WRITER_ALONE % {"body": str(body), "connections": args.connections, "duration": args.duration}
+    out = subprocess.run([py, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.split()[-1])
 
 
 def bench_express(body: Path, token: str, tmp: Path, args) -> dict | None:
@@ -217,7 +251,8 @@ def main() -> None:
         results["rounds"] = rounds
         results["median"] = {
             name: {key: statistics.median(r[name][key] for r in rounds)
-                   for key in ("requests_per_s", "p50_ms", "p99_ms", "of_express") if key in rounds[0][name]}
+                   for key in ("requests_per_s", "p50_ms", "p99_ms", "of_express", "queue_writer_alone_per_s")
+                   if key in rounds[0][name]}
             for name in rounds[0] if rounds[0][name]
         }
     print(json.dumps(results, indent=2))

@@ -10,7 +10,8 @@ import json
 import os
 from pathlib import Path
 
-KEEP = 5000  # entries remembered; far more than can be in flight
+KEEP = 5000  # entries remembered (SENT_JOURNAL_KEEP); far more than can be in flight; up to twice as many in
+# memory and on disk between compactions
 
 
 class SentJournal:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from whatsapp_service import log_format
+from whatsapp_service import gc_tuning, log_format
 
 from . import credential_store, protocol
 from .backends import BackendError, ClientBackend, backend_class
@@ -164,7 +164,7 @@ class _Child:
                  lease_seconds: float):
         self.session_id = session_id
         self.lease_ends = time.monotonic() + lease_seconds
-        self.journal = SentJournal(store_dir / "sent-journal.jsonl")
+        self.journal = SentJournal(store_dir / "sent-journal.jsonl", keep=settings.SENT_JOURNAL_KEEP)
         self.conn = conn
         self.heartbeat_seconds = heartbeat_seconds
         self.send_lock = threading.Lock()
@@ -268,8 +268,12 @@ class _Child:
         raise BackendError("unknown_command", f"unknown command {name!r}")
 
     def beat(self) -> None:
+        next_trim = time.monotonic() + gc_tuning.HEAP_TRIM_SECONDS
         while not self.done.wait(self.heartbeat_seconds):
             self.emit({"event": "heartbeat"})
+            if time.monotonic() >= next_trim:
+                gc_tuning.trim_heap()
+                next_trim = time.monotonic() + gc_tuning.HEAP_TRIM_SECONDS
 
     def keep_lease(self) -> None:
         """A supervisor that stops renewing (paused, cut off from the database) may lose the session to

@@ -95,7 +95,25 @@ def test_sigusr1_writes_the_stacks_and_the_service_goes_on(configured, auth, tmp
         assert sqlite, dump[-500:]
         if connection.vendor == "sqlite":
             assert 0 < float(sqlite[1]) <= float(sqlite[3]), sqlite[0]
+        # And the C heap (in use, free but kept, mapped apart) and Python's small blocks.
+        heap = re.search(r"=== malloc: ([\d.]+) MB in use, ([\d.]+) MB free in the heap, ([\d.]+) MB mapped apart; "
+                         r"python: (\d+) small blocks ===", dump)
+        assert heap and float(heap[1]) > 1 and int(heap[4]) > 100_000, dump[-500:]
         assert httpx.get(f"{server.url}/api/sessions", headers=auth, timeout=10).status_code == 200
+
+
+def test_traced_the_dump_names_the_lines_whose_allocations_grew(configured, auth, tmp_path):
+    with serve(tmp_path, "--no-worker", PYTHONTRACEMALLOC="1") as server:
+        first = server.stack_dump(timeout=60)
+        assert "=== allocations grown most since start (tracemalloc) ===" in first, first[-500:]
+        for _ in range(20):
+            assert httpx.get(f"{server.url}/api/sessions", headers=auth, timeout=30).status_code == 200
+        second = server.stack_dump(timeout=60)
+    grown = second.partition("=== allocations grown most since the first dump (tracemalloc) ===\n")[2]
+    lines = grown.split("=== end of stack dump ===")[0].splitlines()
+    # file:line: size=... (+growth), count=...; among them what the requests in between left (Django)
+    assert lines and all(re.match(r".+:\d+: size=.+ \([+-].+\), count=", line) for line in lines), grown[:1000]
+    assert any("site-packages/django/" in line for line in lines), grown[:1000]
 
 
 def test_service_refuses_a_keep_alive_under_a_second(configured):

@@ -63,7 +63,7 @@ async def _lifespan(receive, send):
             except Exception as exc:
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})
                 return
-            gc_tuning.settle()
+            gc_tuning.settle(asyncio.get_running_loop())
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             if supervisor is not None:

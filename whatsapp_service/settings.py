@@ -94,6 +94,9 @@ DISPATCH_CLAIM_BATCH = env.int("DISPATCH_CLAIM_BATCH", default=20)
 DISPATCH_NUMBER_CHECK_TTL_SECONDS = env.float("DISPATCH_NUMBER_CHECK_TTL_SECONDS", default=86400.0)
 # ...for at most this many (session, number) pairs; past it the oldest are forgotten first.
 DISPATCH_NUMBER_CACHE_SIZE = env.int("DISPATCH_NUMBER_CACHE_SIZE", default=50000)
+# A session process remembers this many of its sends (sessions_app.sent_journal), up to twice as many between
+# compactions: what it is asked about after a crash is in flight, far fewer.
+SENT_JOURNAL_KEEP = env.int("SENT_JOURNAL_KEEP", default=5000)
 # Messages of a logged-out or banned session wait for a new link this long, then fail.
 DISPATCH_UNLINKED_FAIL_AFTER_SECONDS = env.float("DISPATCH_UNLINKED_FAIL_AFTER_SECONDS", default=86400.0)
 # On shutdown, how long a send in flight may take to finish.

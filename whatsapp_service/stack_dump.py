@@ -1,7 +1,9 @@
 """`kill -USR1 <pid>` of `serve` or `runworker` writes to stderr what each of its threads and each task
 on its event loop is doing: the answer to "it runs, answers, and yet nothing moves". And what the
 garbage collector holds (whatsapp_service.gc_tuning), what Python's and C's allocators hold and what SQLite
-holds: the answer to "its memory keeps growing", and to where."""
+holds: the answer to "its memory keeps growing", and to where. Started with PYTHONTRACEMALLOC=1, it also
+says which lines of code hold more memory than at the first dump (slow: for finding a leak, not for
+production)."""
 
 import asyncio
 import ctypes
@@ -11,6 +13,7 @@ import functools
 import gc
 import signal
 import sys
+import tracemalloc
 
 
 def install(loop: asyncio.AbstractEventLoop) -> None:
@@ -33,6 +36,8 @@ def dump(loop: asyncio.AbstractEventLoop) -> None:
               f"collections by generation {collections} ===\n")
     out.write(f"=== malloc: {malloc_memory()}; python: {sys.getallocatedblocks()} small blocks ===\n")
     out.write(f"=== sqlite: {sqlite_memory()} ===\n")
+    if tracemalloc.is_tracing():
+        write_allocations_grown(out)
     out.write("=== end of stack dump ===\n")
     out.flush()
 
@@ -87,3 +92,21 @@ def malloc_memory() -> str:
     mb = 2**20
     return (f"{info.uordblks / mb:.1f} MB in use, {info.fordblks / mb:.1f} MB free in the heap, "
             f"{info.hblkhd / mb:.1f} MB mapped apart")
+
+
+_first_snapshot: tracemalloc.Snapshot | None = None
+
+
+def write_allocations_grown(out, lines: int = 25) -> None:
+    """The lines of code whose live allocations grew most since the first dump (since start, the first time):
+    what a leak keeps adds up dump after dump, what is merely in flight does not."""
+    global _first_snapshot
+    snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+    if _first_snapshot is None:
+        _first_snapshot = snapshot
+        stats, since = snapshot.statistics("lineno"), "start"
+    else:
+        stats, since = snapshot.compare_to(_first_snapshot, "lineno"), "the first dump"
+    out.write(f"=== allocations grown most since {since} (tracemalloc) ===\n")
+    for stat in stats[:lines]:
+        out.write(f"{stat}\n")

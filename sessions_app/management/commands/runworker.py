@@ -42,5 +42,5 @@ class Command(BaseCommand):
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, lambda: loop.create_task(supervisor.stop()))
         await supervisor.start()
-        gc_tuning.settle()
+        gc_tuning.settle(loop)
         await supervisor.wait()
