@@ -15,7 +15,7 @@ send-pdf, and the slope of memory (MB per minute) and open files (per minute) af
 and `failures`: errors, messages not delivered exactly once, processes lost. It exits 1 when there are any.
 
     .venv/bin/python bench/mixed_load.py [--minutes 10] [--sessions 20] [--database sqlite|postgres]
-                                         [--trace-allocations]
+                                         [--small-caches] [--trace-allocations]
 
 `--small-caches` bounds what the service remembers per recipient (DISPATCH_NUMBER_CACHE_SIZE) and per
 send (SENT_JOURNAL_KEEP) low enough that both are full within the warm-up: what still grows after that
@@ -29,6 +29,7 @@ lower the rates with it.
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import random
@@ -114,16 +115,13 @@ def rss_by_mapping(pid: int) -> dict[str, float]:
     arenas, Python's arenas, thread stacks), [stack]..."""
     found: Counter = Counter()
     name = "?"
-    try:
-        with open(f"/proc/{pid}/smaps") as smaps:
-            for line in smaps:
-                if line.startswith("Rss:"):
-                    found[name] += int(line.split()[1]) / 1024
-                elif "-" in line.split(" ", 1)[0] and not line[0].isupper():
-                    fields = line.split(None, 5)
-                    name = fields[5].strip() if len(fields) > 5 else "[anon]"
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/smaps") as smaps:  # gone: what was counted so far
+        for line in smaps:
+            if line.startswith("Rss:"):
+                found[name] += int(line.split()[1]) / 1024
+            elif "-" in line.split(" ", 1)[0] and not line[0].isupper():  # "start-end perms ... [path]"
+                fields = line.split(None, 5)
+                name = fields[5].strip() if len(fields) > 5 else "[anon]"
     return dict(found)
 
 
@@ -146,6 +144,8 @@ class Service(dispatch.Service):
         super().__init__(tmp, database, sessions, SESSION_POLL_SECONDS="0.5", SIMULATOR_DELIVERY_MS="100",
                          LOG_LEVEL="WARNING", **dispatch.NO_PACING, **extra)
         self.url = f"http://127.0.0.1:{self.port}"
+        self.heap_dumps = 0  # stack dumps read so far
+        self.allocations_grown: list[str] = []  # tracemalloc's lines in the last one
 
     def sample(self) -> dict:
         pids = tree(self.proc.pid)
@@ -173,9 +173,6 @@ class Service(dispatch.Service):
                 self.allocations_grown = [line for line in grown if not line.startswith("===")]
                 return {name: float(m[1]) for name, m in found.items() if m}
         return None
-
-    heap_dumps = 0
-    allocations_grown: list[str] = []
 
     def tally(self, prefix: str) -> dict:
         code = (
@@ -325,8 +322,8 @@ def main() -> None:
         s["sessions_pss_mb"] = s["pss_mb"] - s["server_pss_mb"]
 
     def slopes(key: str, name: str, samples: tuple[list, list] = (warm, late)) -> dict:
-        return {name: slope_per_minute([(t, s[key]) for t, s in samples[0]]),
-                f"{name}_second_half": slope_per_minute([(t, s[key]) for t, s in samples[1]])}
+        return {name: slope_per_minute([(t, s[key]) for t, s in samples[0] if key in s]),
+                f"{name}_second_half": slope_per_minute([(t, s[key]) for t, s in samples[1] if key in s])}
 
     heap = load.heap_samples
     heap_warm = [(t, s) for t, s in heap if t >= warm[0][0]] if warm else []
@@ -380,7 +377,7 @@ def main() -> None:
         "samples": len(load.samples),
     }
     if args.trace_allocations:
-        result["allocations_grown_last_interval"] = svc.allocations_grown
+        result["allocations_grown_since_first_dump"] = svc.allocations_grown
     result["failures"] = failures(result)
     print(json.dumps(result, indent=2))
     sys.exit(1 if result["failures"] else 0)

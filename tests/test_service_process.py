@@ -122,6 +122,12 @@ def test_service_refuses_a_keep_alive_under_a_second(configured):
     assert "HTTP_KEEP_ALIVE_SECONDS must be 1 or more" in result.stderr
 
 
+def test_service_refuses_a_journal_that_keeps_nothing(configured):
+    result = run_serve(service_env(SENT_JOURNAL_KEEP="0"))
+    assert result.returncode == 2
+    assert "SENT_JOURNAL_KEEP=0: use 1 or more" in result.stderr
+
+
 def test_service_refuses_to_start_without_a_token(configured):
     result = run_serve(service_env(API_STATIC_TOKEN=""))
     assert result.returncode != 0

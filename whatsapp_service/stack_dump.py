@@ -50,12 +50,13 @@ def sqlite_status():
     """sqlite3_status64 of the SQLite library Python's sqlite3 links: the system libsqlite3, so loading it by
     name finds the same library, and the same counters. None where there is none to find."""
     name = ctypes.util.find_library("sqlite3")
+    if name is None:
+        return None
     try:
-        status = ctypes.CDLL(name).sqlite3_status64 if name else None
+        status = ctypes.CDLL(name).sqlite3_status64
     except (OSError, AttributeError):
         return None
-    if status is not None:
-        status.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64), ctypes.c_int]
+    status.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int64), ctypes.c_int]
     return status
 
 
@@ -80,15 +81,19 @@ class MallInfo2(ctypes.Structure):
         "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
+try:
+    _mallinfo2 = ctypes.CDLL(None).mallinfo2
+    _mallinfo2.restype = MallInfo2
+except AttributeError:  # not glibc, or older than 2.33
+    _mallinfo2 = None
+
+
 def malloc_memory() -> str:
     """glibc's heap: what is in use, what it keeps free (freed but not given back: fragmentation), and what
     it mapped apart for large blocks. Python's own small objects live in its arenas, counted apart."""
-    try:
-        mallinfo2 = ctypes.CDLL(None).mallinfo2
-    except AttributeError:
+    if _mallinfo2 is None:
         return "unknown (no glibc mallinfo2)"
-    mallinfo2.restype = MallInfo2
-    info = mallinfo2()
+    info = _mallinfo2()
     mb = 2**20
     return (f"{info.uordblks / mb:.1f} MB in use, {info.fordblks / mb:.1f} MB free in the heap, "
             f"{info.hblkhd / mb:.1f} MB mapped apart")

@@ -43,11 +43,19 @@ def require_webhook_secret() -> None:
         )
 
 
+def require_bounds() -> None:
+    """A session's journal of sends must remember at least one: it is what answers "was this sent?" after a
+    crash (a count under 1 would also leave nothing for its trimming to keep)."""
+    if settings.SENT_JOURNAL_KEEP < 1:
+        raise StartupError(f"SENT_JOURNAL_KEEP={settings.SENT_JOURNAL_KEEP}: use 1 or more (default 5000).")
+
+
 def prepare_service() -> None:
-    """Token present, sessions.config.json valid and mirrored into the database, webhooks signable."""
+    """Token present, bounds sane, sessions.config.json valid and mirrored into the database, webhooks signable."""
     from sessions_app.config_file import ConfigError, load_and_mirror
 
     require_token()
+    require_bounds()
     try:
         load_and_mirror()
     except ConfigError as exc:
