@@ -10,9 +10,11 @@ serves with N web processes (they share the channel layer through Redis: BENCH_R
 For each database it also measures the queue writer alone (`queue_writer_alone_per_s`): 16 threads of one
 process committing the same PDF through `messaging.queue_writer` with no HTTP in front, the most that
 database takes through the service's write path on this machine, so the service's figure can be read
-against its database's. Usage:
+against its database's. The PDF is receipt-like by default (`--pdf real-like`, bench/sample_pdf.py: deflated
+streams between text dictionaries, as real PDFs are); `--pdf noise` sends random bytes, which no database
+tries to compress (the input of the figures before stop 17). Usage:
     .venv/bin/python bench/send_pdf_throughput.py [--duration 10] [--connections 16] [--rounds 3] [--no-node]
-                                                  [--web-workers 2]
+                                                  [--web-workers 2] [--pdf real-like|noise]
 """
 
 import argparse
@@ -30,6 +32,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import sample_pdf
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
@@ -212,17 +216,18 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--no-node", action="store_true")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--pdf", choices=("real-like", "noise"), default="real-like")
     parser.add_argument("--web-workers", type=int, default=1,
                         help="serve --workers N (N > 1 needs Redis: BENCH_REDIS_URL, default redis://127.0.0.1:6379/12)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     token = secrets.token_urlsafe(24)
-    results: dict = {"pdf_bytes": 100_000, "connections": args.connections, "duration_s": args.duration}
+    results: dict = {"pdf_bytes": 100_000, "pdf": args.pdf, "connections": args.connections, "duration_s": args.duration}
     rounds: list[dict] = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        pdf = b"%PDF-1.4\n" + os.urandom(100_000 - 9)
+        pdf = sample_pdf.real_like(100_000) if args.pdf == "real-like" else sample_pdf.noise(100_000)
         body = tmp / "body.json"
         body.write_text(json.dumps({"sessionId": "tienda_lima", "to": "51987654321", "fileName": "bench.pdf",
                                     "pdfBase64": base64.b64encode(pdf).decode()}))

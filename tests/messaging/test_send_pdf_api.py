@@ -63,6 +63,26 @@ def test_accepted_pdf_is_committed_with_its_bytes(client, auth):
     assert row.sha256 == hashlib.sha256(pdf).hexdigest()
 
 
+def test_postgres_keeps_the_pdf_as_sent_without_a_compression_pass(client, auth):
+    """Postgres compressed every payload over 2 KB (pglz), running over each whole PDF to save ~3% of
+    deflated streams; that halved the receipts one connection commits (migration 0004). This PDF is
+    repetitive, so pglz would keep it compressed: stored as sent shows the pass is not made."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite never compresses what it stores")
+    pdf = make_pdf(100_000)
+    message_id = post(client, pdf_body(pdf=pdf), auth).json()["messageId"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT pg_column_compression(p.data), octet_length(p.data) FROM {MessagePayload._meta.db_table} p"
+            f" JOIN {OutgoingMessage._meta.db_table} m ON m.id = p.message_id WHERE m.message_id = %s",
+            [message_id],
+        )
+        assert cursor.fetchone() == (None, 100_000)
+    assert bytes(MessagePayload.objects.get(message__message_id=message_id).data) == pdf
+
+
 def test_message_can_be_read_back(client, auth):
     message_id = (post(client, pdf_body(fileName="F001-123.pdf"), auth)).json()["messageId"]
     response = client.get(f"/api/messages/{message_id}", headers=auth)
