@@ -10,7 +10,6 @@ import asyncio
 import logging
 import queue
 import threading
-import time
 import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -99,19 +98,26 @@ class QueueWriter:
         return batch
 
     def _run(self) -> None:
+        checkpoints_stop = threading.Event()
+        checkpoints = None
         if connection.vendor == "sqlite":
             # Copying the WAL back into the database is half the I/O of a 100 KB row; a thread of its
             # own does it, so commits here only append to the WAL.
             with connection.cursor() as cursor:
                 cursor.execute("PRAGMA synchronous=FULL")  # a 202 promises the row survives a power cut
                 cursor.execute("PRAGMA wal_autocheckpoint=0")
-            threading.Thread(target=_checkpoint_forever, name="wal-checkpoint", daemon=True).start()
+            checkpoints = threading.Thread(target=_checkpoint_until, args=(checkpoints_stop,), name="wal-checkpoint",
+                                           daemon=True)
+            checkpoints.start()
         while True:
             batch = self._next_batch()
             if batch[-1] is _STOP:
                 batch.pop()
                 if batch:
                     self._answer(batch)
+                if checkpoints is not None:  # it ends with the writer, not when the database is gone
+                    checkpoints_stop.set()
+                    checkpoints.join()
                 connection.close()
                 return
             self._answer(batch)
@@ -133,15 +139,15 @@ class QueueWriter:
                 item.future.set_result(result)
 
 
-def _checkpoint_forever(interval: float = 0.5) -> None:
-    while True:
-        time.sleep(interval)
+def _checkpoint_until(stop: threading.Event, interval: float = 0.5) -> None:
+    while not stop.wait(interval):
         try:
             with connection.cursor() as cursor:
                 cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except Exception:
             log.warning("WAL checkpoint failed; retrying", exc_info=True)
             connection.close()
+    connection.close()
 
 
 def write_batch(requests: list[SendRequest]) -> list[Enqueued | ApiError]:
