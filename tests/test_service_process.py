@@ -44,6 +44,16 @@ def test_healthz_needs_no_token_and_checks_the_database(configured, tmp_path):
     assert response.json()["database"] == "ok"
 
 
+def test_a_clean_start_logs_no_warning(configured, tmp_path):
+    """uvicorn's `websockets` protocol warned at every start that it is deprecated, a line an operator cannot
+    tell from a real problem; serve uses its successor (websockets-sansio, same library)."""
+    with serve(tmp_path, "--no-worker") as server:
+        assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+        log = server.output()
+    assert "Serving on" in log
+    assert " WARNING " not in log and "Warning" not in log, log
+
+
 def test_an_idle_connection_outlives_the_clients_keep_alive(configured, tmp_path):
     # httpx, requests and Node keep an idle connection 5 s; were the server to close it at 5 s too, a
     # client would now and then send on a connection being closed, and see an error for nothing.

@@ -58,7 +58,7 @@ class Command(BaseCommand):
             workers=workers,
             loop="uvloop",
             http="httptools",
-            ws="websockets",
+            ws="websockets-sansio",
             lifespan="on",
             log_level="warning",
             log_config=None,  # uvicorn's lines go through the service's logging (LOG_FORMAT)
