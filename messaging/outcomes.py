@@ -10,12 +10,15 @@ the message is resumed and the session is asked whether it already went out (sen
 
 Receipts can overtake the record of the send they are about (both come from the session process, by
 different paths). A receipt that matched no sent message is kept for a minute and tried again with
-every group that records a send. Receipts alone wait RECEIPT_GATHER_SECONDS for company: nobody waits
+every group that records a send; at most EARLY_RECEIPT_LIMIT of them, the newest (a flood of receipts of
+the phone's own messages must not fill memory for a minute: an early receipt overtakes its send by
+milliseconds, so the newest are the ones that can still match). Receipts alone wait RECEIPT_GATHER_SECONDS for company: nobody waits
 for them, and a number that gets thousands a second must not keep SQLite's one write lock taken
 transaction after transaction (the supervisor's lease renewals wait for that lock too).
 """
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +31,7 @@ from . import send_queue
 log = logging.getLogger(__name__)
 
 EARLY_RECEIPT_SECONDS = 60.0
+EARLY_RECEIPT_LIMIT = 10_000
 RETRY_SECONDS = 1.0
 STALL_WARNING_SECONDS = 30.0
 RECEIPT_GATHER_SECONDS = 0.2
@@ -175,4 +179,6 @@ def _apply_receipts(receipts, early: dict, now: float, retry_early: bool) -> dic
             left[wa_id] = (kind, timestamp, expiry)
     for (kind, timestamp), ids in updates.items():
         send_queue.apply_receipt(ids, kind, timestamp)
+    if len(left) > EARLY_RECEIPT_LIMIT:  # kept in arrival order: the oldest go
+        left = dict(itertools.islice(left.items(), len(left) - EARLY_RECEIPT_LIMIT, None))
     return left

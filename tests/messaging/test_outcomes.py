@@ -62,3 +62,27 @@ def test_a_flood_of_receipts_costs_one_query_for_ids_of_no_message(configured, d
     assert (a.status, b.status) == (MessageStatus.READ, MessageStatus.READ)
     assert a.delivered_at.timestamp() == 1_700_000_001.0  # the first delivery receipt, not the later one
     assert b.delivered_at.timestamp() == 1_700_000_002.0  # read implies delivered
+
+
+def test_unmatched_receipts_are_kept_up_to_a_bound_the_newest(configured, monkeypatch):
+    """Receipts of the phone's own messages match nothing of ours and were all kept a minute: thousands a
+    second filled memory. The newest are kept (an early receipt overtakes its send by milliseconds), and such
+    a receipt still reaches its message once the send is recorded."""
+    monkeypatch.setattr(outcomes, "EARLY_RECEIPT_LIMIT", 100)
+    (row,) = queue_messages(1)
+    early: dict = {}
+    for group in range(10):
+        receipts = [([f"3EB0PHONE{group}-{i}"], "delivered", 1_700_000_000.0) for i in range(50)]
+        early = outcomes._apply_receipts(receipts, early, now=100.0 + group, retry_early=False)
+        assert len(early) == min(50 * (group + 1), 100)
+    assert set(early) == {f"3EB0PHONE{group}-{i}" for group in (8, 9) for i in range(50)}
+
+    early = outcomes._apply_receipts([(["3EB0OURS"], "delivered", 1_700_000_005.0)], early, now=111.0,
+                                     retry_early=False)
+    assert len(early) == 100 and "3EB0OURS" in early
+    claim_one("w")
+    send_queue.record_sent(row.pk, "w", "3EB0OURS", None)
+    early = outcomes._apply_receipts([], early, now=112.0, retry_early=True)
+    row.refresh_from_db()
+    assert row.status == MessageStatus.DELIVERED and row.delivered_at.timestamp() == 1_700_000_005.0
+    assert "3EB0OURS" not in early
