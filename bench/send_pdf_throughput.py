@@ -12,7 +12,7 @@ process committing the same PDF through `messaging.queue_writer` with no HTTP in
 database takes through the service's write path on this machine, so the service's figure can be read
 against its database's. The PDF is receipt-like by default (`--pdf real-like`, bench/sample_pdf.py: deflated
 streams between text dictionaries, as real PDFs are); `--pdf noise` sends random bytes, which no database
-tries to compress (the input of the figures before stop 17). Usage:
+tries to compress (the input of the figures before 2026-11-29). Usage:
     .venv/bin/python bench/send_pdf_throughput.py [--duration 10] [--connections 16] [--rounds 3] [--no-node]
                                                   [--web-workers 2] [--pdf real-like|noise]
 """

@@ -12,9 +12,10 @@ Receipts can overtake the record of the send they are about (both come from the 
 different paths). A receipt that matched no sent message is kept for a minute and tried again with
 every group that records a send; at most EARLY_RECEIPT_LIMIT of them, the newest (a flood of receipts of
 the phone's own messages must not fill memory for a minute: an early receipt overtakes its send by
-milliseconds, so the newest are the ones that can still match). Receipts alone wait RECEIPT_GATHER_SECONDS for company: nobody waits
-for them, and a number that gets thousands a second must not keep SQLite's one write lock taken
-transaction after transaction (the supervisor's lease renewals wait for that lock too).
+milliseconds, so the newest are the ones that can still match). Receipts alone wait
+RECEIPT_GATHER_SECONDS for company: nobody waits for them, and a number that gets thousands a second
+must not keep SQLite's one write lock taken transaction after transaction (the supervisor's lease
+renewals wait for that lock too).
 """
 
 import asyncio
