@@ -10,14 +10,15 @@ import json
 import os
 from pathlib import Path
 
-KEEP = 5000  # entries remembered (SENT_JOURNAL_KEEP); far more than can be in flight; up to twice as many in
-# memory and on disk between compactions
+from django.conf import settings
 
 
 class SentJournal:
-    def __init__(self, path: Path, keep: int = KEEP):
+    def __init__(self, path: Path, keep: int | None = None):
+        """Remembers `keep` entries (SENT_JOURNAL_KEEP), up to twice as many in memory and on disk between
+        compactions."""
         self.path = path
-        self.keep = keep
+        self.keep = settings.SENT_JOURNAL_KEEP if keep is None else keep
         self.entries: dict[str, dict] = {}
         self._lines = 0
         self._fd: int | None = None

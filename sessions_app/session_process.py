@@ -164,7 +164,7 @@ class _Child:
                  lease_seconds: float):
         self.session_id = session_id
         self.lease_ends = time.monotonic() + lease_seconds
-        self.journal = SentJournal(store_dir / "sent-journal.jsonl", keep=settings.SENT_JOURNAL_KEEP)
+        self.journal = SentJournal(store_dir / "sent-journal.jsonl")
         self.conn = conn
         self.heartbeat_seconds = heartbeat_seconds
         self.send_lock = threading.Lock()

@@ -47,7 +47,7 @@ def require_bounds() -> None:
     """A session's journal of sends must remember at least one: it is what answers "was this sent?" after a
     crash (a count under 1 would also leave nothing for its trimming to keep)."""
     if settings.SENT_JOURNAL_KEEP < 1:
-        raise StartupError(f"SENT_JOURNAL_KEEP={settings.SENT_JOURNAL_KEEP}: use 1 or more (default 5000).")
+        raise StartupError(f"SENT_JOURNAL_KEEP={settings.SENT_JOURNAL_KEEP}: use 1 or more.")
 
 
 def prepare_service() -> None:
