@@ -10,7 +10,10 @@ serves with N web processes (they share the channel layer through Redis: BENCH_R
 For each database it also measures the queue writer alone (`queue_writer_alone_per_s`): 16 threads of one
 process committing the same PDF through `messaging.queue_writer` with no HTTP in front, the most that
 database takes through the service's write path on this machine, so the service's figure can be read
-against its database's. The PDF is receipt-like by default (`--pdf real-like`, bench/sample_pdf.py: deflated
+against its database's. Each measurement also says where the CPU went (`cpu_ms_per_request`: the server
+under test, Postgres, wrk) and how many of the machine's cores were busy (`machine_busy_cores`): figures that
+move less than requests/s from one minute to the next, and that tell a server short of CPU from one that
+waits. The PDF is receipt-like by default (`--pdf real-like`, bench/sample_pdf.py: deflated
 streams between text dictionaries, as real PDFs are); `--pdf noise` sends random bytes, which no database
 tries to compress (the input of the figures before 2026-11-29). Usage:
     .venv/bin/python bench/send_pdf_throughput.py [--duration 10] [--connections 16] [--rounds 3] [--no-node]
@@ -22,6 +25,7 @@ import base64
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -94,12 +98,38 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(port: int, lua: Path, duration: int, connections: int) -> dict:
+def cpu_seconds(server_group: int) -> dict[str, float]:
+    """CPU seconds so far: the server under test (its process group), Postgres (every `postgres` process), this
+    script's finished children (wrk), and the whole machine (busy, idle)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"server": 0.0, "postgres": 0.0}
+    for proc in Path("/proc").iterdir():
+        try:
+            comm = (proc / "comm").read_text().strip()
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # not a process, or one that just ended
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        if int(fields[2]) == server_group:
+            used["server"] += seconds
+        elif comm == "postgres":
+            used["postgres"] += seconds
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used["wrk"] = children.ru_utime + children.ru_stime
+    jiffies = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    used["machine_idle"] = (jiffies[3] + jiffies[4]) / tick
+    used["machine_all"] = sum(jiffies[:8]) / tick
+    return used
+
+
+def run_wrk(port: int, lua: Path, duration: int, connections: int, server_group: int) -> dict:
+    before = cpu_seconds(server_group)
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(lua),
          f"http://127.0.0.1:{port}/api/send-pdf"],
         capture_output=True, text=True, check=True,
     ).stdout
+    after = cpu_seconds(server_group)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     pct = {p: _ms(v, u) for p, v, u in re.findall(r"\s(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)", out)}
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -110,6 +140,14 @@ def run_wrk(port: int, lua: Path, duration: int, connections: int) -> dict:
         "p99_ms": pct.get("99"),
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": errors.group(1) if errors else None,
+        # Where each request's CPU went, and how busy the machine was: on a machine shared by the server, its
+        # database and wrk, requests/s is capped by the sum of these over the machine's cores.
+        "cpu_ms_per_request": {
+            key: round(1000 * (after[key] - before[key]) / (rps * duration), 3) for key in ("server", "postgres", "wrk")
+        },
+        "machine_busy_cores": round(
+            (1 - (after["machine_idle"] - before["machine_idle"]) / (after["machine_all"] - before["machine_all"]))
+            * os.cpu_count(), 2),
     }
 
 
@@ -144,7 +182,7 @@ def bench_service(name: str, database_url: str, body: Path, token: str, tmp: Pat
         subprocess.run(["wrk", "-t1", "-c4", "-d2s", "-s", str(lua), f"http://127.0.0.1:{port}/api/send-pdf"],
                        capture_output=True, check=True)  # warm-up
         quiet_disk()
-        result = run_wrk(port, lua, args.duration, args.connections)
+        result = run_wrk(port, lua, args.duration, args.connections, server.pid)
         result["rows_committed"] = count_rows(py, env)
         quiet_disk()
         result["queue_writer_alone_per_s"] = queue_writer_alone(py, env, body, args)
@@ -198,13 +236,14 @@ def bench_express(body: Path, token: str, tmp: Path, args) -> dict | None:
                       capture_output=True).returncode != 0:
         return None
     port = free_port()
-    server = subprocess.Popen(["node", "server.js"], cwd=app, env={**os.environ, "PORT": str(port), "TOKEN": token})
+    server = subprocess.Popen(["node", "server.js"], cwd=app, env={**os.environ, "PORT": str(port), "TOKEN": token},
+                              start_new_session=True)
     try:
         wait_port(port)
         quiet_disk()
         lua = tmp / "express.lua"
         lua.write_text(LUA % {"token": token, "body": body})
-        return run_wrk(port, lua, args.duration, args.connections)
+        return run_wrk(port, lua, args.duration, args.connections, server.pid)
     finally:
         server.terminate()
         server.wait()
@@ -255,9 +294,14 @@ def main() -> None:
     else:
         results["rounds"] = rounds
         results["median"] = {
-            name: {key: statistics.median(r[name][key] for r in rounds)
-                   for key in ("requests_per_s", "p50_ms", "p99_ms", "of_express", "queue_writer_alone_per_s")
-                   if key in rounds[0][name]}
+            name: {
+                **{key: statistics.median(r[name][key] for r in rounds)
+                   for key in ("requests_per_s", "p50_ms", "p99_ms", "of_express", "queue_writer_alone_per_s",
+                               "machine_busy_cores")
+                   if key in rounds[0][name]},
+                "cpu_ms_per_request": {key: statistics.median(r[name]["cpu_ms_per_request"][key] for r in rounds)
+                                       for key in rounds[0][name]["cpu_ms_per_request"]},
+            }
             for name in rounds[0] if rounds[0][name]
         }
     print(json.dumps(results, indent=2))
