@@ -11,7 +11,8 @@ For each database it also measures the queue writer alone (`queue_writer_alone_p
 process committing the same PDF through `messaging.queue_writer` with no HTTP in front, the most that
 database takes through the service's write path on this machine, so the service's figure can be read
 against its database's. Each measurement also says where the CPU went (`cpu_ms_per_request`: the server
-under test, Postgres, wrk) and how many of the machine's cores were busy (`machine_busy_cores`): figures that
+under test, Postgres, wrk) and how many of the machine's cores were busy (`machine_busy_cores`) or taken by the host
+(`machine_steal_cores`): figures that
 move less than requests/s from one minute to the next, and that tell a server short of CPU from one that
 waits. The PDF is receipt-like by default (`--pdf real-like`, bench/sample_pdf.py: deflated
 streams between text dictionaries, as real PDFs are); `--pdf noise` sends random bytes, which no database
@@ -118,6 +119,7 @@ def cpu_seconds(server_group: int) -> dict[str, float]:
     used["wrk"] = children.ru_utime + children.ru_stime
     jiffies = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     used["machine_idle"] = (jiffies[3] + jiffies[4]) / tick
+    used["machine_steal"] = jiffies[7] / tick  # wanted to run, the host ran another machine
     used["machine_all"] = sum(jiffies[:8]) / tick
     return used
 
@@ -130,6 +132,8 @@ def run_wrk(port: int, lua: Path, duration: int, connections: int, server_group:
         capture_output=True, text=True, check=True,
     ).stdout
     after = cpu_seconds(server_group)
+    spent = {key: after[key] - before[key] for key in after}
+    cores = os.cpu_count() / spent["machine_all"]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     pct = {p: _ms(v, u) for p, v, u in re.findall(r"\s(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)", out)}
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -142,12 +146,9 @@ def run_wrk(port: int, lua: Path, duration: int, connections: int, server_group:
         "socket_errors": errors.group(1) if errors else None,
         # Where each request's CPU went, and how busy the machine was: on a machine shared by the server, its
         # database and wrk, requests/s is capped by the sum of these over the machine's cores.
-        "cpu_ms_per_request": {
-            key: round(1000 * (after[key] - before[key]) / (rps * duration), 3) for key in ("server", "postgres", "wrk")
-        },
-        "machine_busy_cores": round(
-            (1 - (after["machine_idle"] - before["machine_idle"]) / (after["machine_all"] - before["machine_all"]))
-            * os.cpu_count(), 2),
+        "cpu_ms_per_request": {key: round(1000 * spent[key] / (rps * duration), 3) for key in ("server", "postgres", "wrk")},
+        "machine_busy_cores": round((spent["machine_all"] - spent["machine_idle"] - spent["machine_steal"]) * cores, 2),
+        "machine_steal_cores": round(spent["machine_steal"] * cores, 2),
     }
 
 
@@ -297,7 +298,7 @@ def main() -> None:
             name: {
                 **{key: statistics.median(r[name][key] for r in rounds)
                    for key in ("requests_per_s", "p50_ms", "p99_ms", "of_express", "queue_writer_alone_per_s",
-                               "machine_busy_cores")
+                               "machine_busy_cores", "machine_steal_cores")
                    if key in rounds[0][name]},
                 "cpu_ms_per_request": {key: statistics.median(r[name]["cpu_ms_per_request"][key] for r in rounds)
                                        for key in rounds[0][name]["cpu_ms_per_request"]},
