@@ -138,6 +138,21 @@ def test_service_refuses_a_journal_that_keeps_nothing(configured):
     assert "SENT_JOURNAL_KEEP=0: use 1 or more" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "name, value, says",
+    [
+        ("SENT_JOURNAL_KEEP", "5k", "SENT_JOURNAL_KEEP='5k': use a whole number"),
+        ("SEND_MIN_INTERVAL_SECONDS", "2s", "SEND_MIN_INTERVAL_SECONDS='2s': use a number"),
+        # a misspelt yes was taken as no: the worker would silently not run in the web process
+        ("EMBEDDED_WORKER", "ture", "EMBEDDED_WORKER='ture': use true or false"),
+    ],
+)
+def test_service_refuses_a_setting_that_does_not_parse_and_names_it(configured, name, value, says):
+    result = run_serve(service_env(**{name: value}))
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].endswith(says), result.stderr[-500:]
+
+
 def test_service_refuses_to_start_without_a_token(configured):
     result = run_serve(service_env(API_STATIC_TOKEN=""))
     assert result.returncode != 0

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import socket
 import tempfile
 from pathlib import Path
@@ -13,7 +14,30 @@ from .log_format import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+
+class _Env(environ.Env):
+    """django-environ, but a number or a yes/no that does not parse stops the start naming its variable. It
+    raised a bare ValueError for a whole number, dropped the letters of a decimal one ("2m" was 2.0), and took
+    any word but a few as false."""
+
+    FALSE_STRINGS = ("false", "off", "no", "n", "0", "")
+
+    def get_value(self, var, cast=None, default=environ.Env.NOTSET, parse_default=False):
+        value = self.ENVIRON.get(var)
+        if cast is bool and value is not None and value.strip().lower() not in self.BOOLEAN_TRUE_STRINGS + self.FALSE_STRINGS:
+            raise ImproperlyConfigured(f"{var}={value!r}: use true or false")
+        if cast is float and value is not None and not re.fullmatch(r"\s*-?[\d.,]+\s*", value):
+            raise ImproperlyConfigured(f"{var}={value!r}: use a number")
+        try:
+            return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+        except ValueError:
+            if cast not in (int, float):
+                raise
+            kind = "a whole number" if cast is int else "a number"
+            raise ImproperlyConfigured(f"{var}={value!r}: use {kind}") from None
+
+
+env = _Env()
 # read_env never overwrites a variable already set in the environment.
 environ.Env.read_env(env.str("ENV_FILE", default=str(BASE_DIR / ".env")))
 
