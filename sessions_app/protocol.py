@@ -18,8 +18,9 @@ Supervisor -> session process (commands). Those with `req_id` get exactly one `r
     {"cmd": "control", "action": str, "payload": dict}              (no reply; the simulated phone's action,
                                                                      ClientBackend.control)
     {"cmd": "stop"}                                                  (no reply; the process exits)
-    {"cmd": "lease", "seconds": float}                               (no reply; the session lease holds this much
-                                                                     longer: unrenewed, the process stops itself)
+    {"cmd": "lease", "until": float}                                 (no reply; the session lease holds until then, a
+                                                                     time of time.monotonic(), the machine's clock:
+                                                                     unrenewed, the process stops itself)
 
 Session process -> supervisor (events):
     {"event": "reply", "req_id": int, "ok": bool, "result": dict | None, "error": str | None,

@@ -61,11 +61,13 @@ def describe_exit(code: int | None) -> str:
     return EXIT_DESCRIPTIONS.get(code, f"exit code {code}")
 
 
-def spawn(session_id: str, backend: str | None = None, lease_seconds: float = float("inf")
+def spawn(session_id: str, backend: str | None = None, lease_until: float = float("inf")
           ) -> tuple[multiprocessing.Process, Connection]:
     """Start the session process for a (validated) session id; returns it and the supervisor's end of
-    its pipe. Blocks while the forkserver starts (the first time) and forks. The process stops itself
-    `lease_seconds` from now unless a `lease` command extends it."""
+    its pipe. Blocks while the forkserver starts (the first time) and forks. The process stops itself at
+    `lease_until` unless a `lease` command moves it later: a time of `time.monotonic()`, whose clock every
+    process of the machine shares. A deadline, not a duration: a duration would count from the moment the
+    process starts, however long the start waited, and the process could outlive its lease."""
     from .ids import session_dir
 
     backend = backend or settings.WHATSAPP_BACKEND
@@ -81,7 +83,7 @@ def spawn(session_id: str, backend: str | None = None, lease_seconds: float = fl
     ours, theirs = ctx.Pipe(duplex=True)
     process = ctx.Process(
         target=child_main,
-        args=(session_id, backend, str(store), theirs, settings.SESSION_HEARTBEAT_SECONDS, lease_seconds),
+        args=(session_id, backend, str(store), theirs, settings.SESSION_HEARTBEAT_SECONDS, lease_until),
         name=f"session-{session_id}",
         daemon=True,  # multiprocessing's exit handler terminates them if the supervisor forgets
     )
@@ -161,9 +163,9 @@ def _exit_soon(code: int, after: float) -> None:
 
 class _Child:
     def __init__(self, session_id: str, conn: Connection, heartbeat_seconds: float, store_dir: Path,
-                 lease_seconds: float):
+                 lease_until: float):
         self.session_id = session_id
-        self.lease_ends = time.monotonic() + lease_seconds
+        self.lease_ends = lease_until
         self.journal = SentJournal(store_dir / "sent-journal.jsonl")
         self.conn = conn
         self.heartbeat_seconds = heartbeat_seconds
@@ -198,7 +200,7 @@ class _Child:
                 return
             name = protocol.kind(message)
             if name == "lease":
-                self.lease_ends = time.monotonic() + float(message.get("seconds") or 0)
+                self.lease_ends = float(message.get("until") or 0)
             elif name == "stop":
                 self.stopping = True
                 self._stop_backend()
@@ -303,7 +305,7 @@ class _Child:
 
 def child_main(
     session_id: str, backend_name: str, store_dir: str, conn: Connection, heartbeat_seconds: float,
-    lease_seconds: float,
+    lease_until: float,
 ) -> None:
     _die_with_parent()
     # Ctrl-C reaches the whole process group; the supervisor decides how its sessions stop.
@@ -312,7 +314,7 @@ def child_main(
     log_format.set_process_fields(session_id=session_id)
     credential_store.name_connections(session_id)
     pump = _stdout_into_logging()
-    child = _Child(session_id, conn, heartbeat_seconds, Path(store_dir), lease_seconds)
+    child = _Child(session_id, conn, heartbeat_seconds, Path(store_dir), lease_until)
     child.install_hooks()
     for target, name in ((child.read_commands, "commands-in"), (child.execute_commands, "commands"),
                          (child.beat, "heartbeat"), (child.keep_lease, "lease")):

@@ -215,8 +215,7 @@ class Supervisor(LeaseKeeping):
                 slot.starting = False
                 return  # the next lease turn and tick sort it out
             process, conn = await self.loop.run_in_executor(
-                self._spawner, session_process.spawn, slot.session_id, self.backend,
-                self._lease_until - time.monotonic(),
+                self._spawner, session_process.spawn, slot.session_id, self.backend, self._lease_until,
             )
         except Exception as exc:
             slot.starting = False

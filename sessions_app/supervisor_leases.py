@@ -50,11 +50,10 @@ class LeaseKeeping:
                 self._handing_over.add(session_id)
                 self.leases.pop(session_id, None)
                 self._spawn_task(self._hand_over(session_id))
-        left = self._lease_until - time.monotonic()
         for slot in list(self.slots.values()):
             if slot.handle is not None and slot.epoch is not None and self.leases.get(slot.session_id) == slot.epoch:
                 try:
-                    await slot.handle.send({"cmd": "lease", "seconds": left})
+                    await slot.handle.send({"cmd": "lease", "until": self._lease_until})
                 except SessionUnavailable:
                     pass
 
