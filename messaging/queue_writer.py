@@ -235,10 +235,13 @@ def _insert_postgres(new: list[tuple[uuid.UUID, SendRequest]]) -> None:
     # with the request's own values.
     import psycopg
 
-    columns, defaults, insert_row, insert_payload = _postgres_statements()
+    columns, defaults, per_row, insert_row, insert_payload = _postgres_statements()
     now = timezone.now()
-    rows = [[{**defaults, **_values(mid, r), "created_at": now, "updated_at": now}[c] for c in columns]
-            for mid, r in new]
+    rows = []
+    for mid, r in new:
+        row = {**defaults, **{f.column: f.get_db_prep_save(now if _is_auto_now(f) else f.get_default(), connection)
+                              for f in per_row}, **_values(mid, r)}
+        rows.append([row[c] for c in columns])
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:  # Django's errors
         cursor.executemany(insert_row, rows, returning=True)
         ids = [cursor.fetchone()[0]]
@@ -247,16 +250,23 @@ def _insert_postgres(new: list[tuple[uuid.UUID, SendRequest]]) -> None:
         cursor.executemany(insert_payload, [(pk, r.data) for pk, (_, r) in zip(ids, new)])
 
 
+def _is_auto_now(field) -> bool:
+    return getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+
+
 @functools.cache
-def _postgres_statements() -> tuple[list[str], dict, str, str]:
+def _postgres_statements() -> tuple[list[str], dict, list, str, str]:
+    """The columns; the defaults that never change, prepared once; the fields whose value is made per row
+    (a callable default, auto_now); the two statements."""
     fields = [f for f in OutgoingMessage._meta.concrete_fields if not f.primary_key]
     columns = [f.column for f in fields]
-    defaults = {f.column: f.get_db_prep_save(f.get_default(), connection) for f in fields}
+    per_row = [f for f in fields if _is_auto_now(f) or callable(f.default)]
+    defaults = {f.column: f.get_db_prep_save(f.get_default(), connection) for f in fields if f not in per_row}
     quote = connection.ops.quote_name
     insert_row = (f"INSERT INTO {quote(OutgoingMessage._meta.db_table)} ({', '.join(map(quote, columns))}) "
                   f"VALUES ({', '.join(['%s'] * len(columns))}) RETURNING {quote(OutgoingMessage._meta.pk.column)}")
     insert_payload = f"INSERT INTO {quote(MessagePayload._meta.db_table)} (message_id, data) VALUES (%s, %b)"
-    return columns, defaults, insert_row, insert_payload
+    return columns, defaults, per_row, insert_row, insert_payload
 
 
 _writer = QueueWriter()
