@@ -173,24 +173,11 @@ def write_batch(requests: list[SendRequest]) -> list[Enqueued | ApiError]:
 
 
 def _write(requests: list[SendRequest]) -> list[Enqueued | ApiError]:
-    session_ids = {r.session_id for r in requests}
-    known = set(
-        WhatsAppSession.objects.filter(session_id__in=session_ids, in_config=True).values_list(
-            "session_id", flat=True
-        )
-    )
-    keyed = [r for r in requests if r.idempotency_key and r.session_id in known]
-    earlier: dict[tuple[str, str], tuple[uuid.UUID, str]] = {}
-    if keyed:
-        match = Q()
-        for r in keyed:
-            match |= Q(session_id=r.session_id, idempotency_key=r.idempotency_key)
-        for sid, key, mid, rhash in OutgoingMessage.objects.filter(match).values_list(
-            "session_id", "idempotency_key", "message_id", "request_hash"
-        ):
-            earlier[(sid, key)] = (mid, rhash)
-
-    results: list[Enqueued | ApiError | None] = []
+    if connection.vendor == "postgresql":
+        return _write_postgres(requests)
+    known = _known_sessions({r.session_id for r in requests})
+    earlier = _earlier([r for r in requests if r.idempotency_key and r.session_id in known])
+    results: list[Enqueued | ApiError] = []
     new: list[tuple[uuid.UUID, SendRequest]] = []
     for r in requests:
         if r.session_id not in known:
@@ -199,8 +186,7 @@ def _write(requests: list[SendRequest]) -> list[Enqueued | ApiError]:
         if r.idempotency_key:
             seen = earlier.get((r.session_id, r.idempotency_key))
             if seen is not None:
-                mid, rhash = seen
-                results.append(Enqueued(mid, False) if rhash == r.request_hash else idempotency_conflict())
+                results.append(_replay(r, seen))
                 continue
         message_id = uuid.uuid4()
         if r.idempotency_key:
@@ -208,8 +194,31 @@ def _write(requests: list[SendRequest]) -> list[Enqueued | ApiError]:
         new.append((message_id, r))
         results.append(Enqueued(message_id, True))
     if new:
-        _insert(new)
-    return results  # type: ignore[return-value]
+        rows = OutgoingMessage.objects.bulk_create(OutgoingMessage(**_values(mid, r)) for mid, r in new)
+        MessagePayload.objects.bulk_create(MessagePayload(message=row, data=r.data) for row, (_, r) in zip(rows, new))
+    return results
+
+
+def _known_sessions(session_ids: set[str]) -> set[str]:
+    """Those of the sessions that are configured."""
+    return set(WhatsAppSession.objects.filter(session_id__in=session_ids, in_config=True).values_list(
+        "session_id", flat=True))
+
+
+def _earlier(keyed: list[SendRequest]) -> dict[tuple[str, str], tuple[uuid.UUID, str]]:
+    """(session, idempotency key) -> (message id, request hash) of the messages that already hold those keys."""
+    if not keyed:
+        return {}
+    match = Q()
+    for r in keyed:
+        match |= Q(session_id=r.session_id, idempotency_key=r.idempotency_key)
+    return {(sid, key): (mid, rhash) for sid, key, mid, rhash in OutgoingMessage.objects.filter(match).values_list(
+        "session_id", "idempotency_key", "message_id", "request_hash")}
+
+
+def _replay(r: SendRequest, seen: tuple[uuid.UUID, str]) -> Enqueued | ApiError:
+    message_id, request_hash = seen
+    return Enqueued(message_id, False) if request_hash == r.request_hash else idempotency_conflict()
 
 
 def _values(message_id: uuid.UUID, r: SendRequest) -> dict:
@@ -219,39 +228,56 @@ def _values(message_id: uuid.UUID, r: SendRequest) -> dict:
             "sha256": r.sha256, "idempotency_key": r.idempotency_key, "request_hash": r.request_hash}
 
 
-def _insert(new: list[tuple[uuid.UUID, SendRequest]]) -> None:
-    """The batch's new messages, each row with its bytes, in the current transaction."""
-    if connection.vendor == "postgresql":
-        _insert_postgres(new)
-        return
-    rows = OutgoingMessage.objects.bulk_create(OutgoingMessage(**_values(mid, r)) for mid, r in new)
-    MessagePayload.objects.bulk_create(MessagePayload(message=row, data=r.data) for row, (_, r) in zip(rows, new))
+def _write_postgres(requests: list[SendRequest]) -> list[Enqueued | ApiError]:
+    """Each request is one statement that makes the checks the other path reads first (the session is
+    configured, the idempotency key is new) and inserts the message row and its bytes. The batch's statements go
+    in one pipeline: a batch costs two round trips (the statements, the commit), not four, and a round trip
+    costs a wait for the interpreter the event loop keeps busy. Only the requests a statement left out (an
+    unknown session, a key seen before) are looked up after."""
+    message_ids = [uuid.uuid4() for _ in requests]
+    inserted = _insert_postgres(list(zip(message_ids, requests)))
+    left_out = [r for r, ok in zip(requests, inserted) if not ok]
+    known = _known_sessions({r.session_id for r in left_out}) if left_out else set()
+    earlier = _earlier([r for r in left_out if r.idempotency_key and r.session_id in known])
+    results: list[Enqueued | ApiError] = []
+    for message_id, r, ok in zip(message_ids, requests, inserted):
+        seen = earlier.get((r.session_id, r.idempotency_key))
+        if ok:
+            results.append(Enqueued(message_id, True))
+        elif r.session_id not in known:
+            results.append(unknown_session_error(r.session_id))
+        elif seen is not None:
+            results.append(_replay(r, seen))
+        else:  # the session was configured, or the message holding the key deleted, in the meantime
+            results.append(ApiError(503, "database_unavailable", _("La cola cambió durante la solicitud; reintente.")))
+    return results
 
 
-def _insert_postgres(new: list[tuple[uuid.UUID, SendRequest]]) -> None:
-    # psycopg's own cursor, not Django's: Django's binds client-side, escaping 100 KB of bytea into the SQL
-    # text; and building and saving model objects took about half of the writer thread's Python time, which
-    # shares the event loop's interpreter. Each row is the model's defaults, prepared by its fields once,
-    # with the request's own values.
+def _insert_postgres(new: list[tuple[uuid.UUID, SendRequest]]) -> list[bool]:
+    """Whether each message went in, through psycopg's own cursor: Django's binds client-side, escaping 100 KB
+    of bytea into the SQL text; and building and saving model objects took about half of the writer thread's
+    Python time, which shares the event loop's interpreter. Each row is the model's defaults, prepared by its
+    fields once, with the request's own values."""
     import psycopg
 
-    columns, defaults, per_row, insert_row, insert_payload = _postgres_statements()
+    columns, defaults, per_row, statement = _postgres_statement()
     now = timezone.now()
     rows = []
     for mid, r in new:
         row = {**defaults, **{f.column: f.get_db_prep_save(now if _is_auto_now(f) else f.get_default(), connection)
                               for f in per_row}, **_values(mid, r)}
-        rows.append([row[c] for c in columns])
+        rows.append([*(row[c] for c in columns), r.session_id, r.data])
+    connection.ensure_connection()
     raw = connection.connection
     # Prepared, though Django turns psycopg's prepared statements off: unprepared, Postgres plans each insert
     # for its values, copying the 100 KB of bytes into the plan twice; that was a quarter of its CPU per row.
     raw.prepare_threshold = 0
     with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:  # Django's errors
-        cursor.executemany(insert_row, rows, returning=True)
-        ids = [cursor.fetchone()[0]]
+        cursor.executemany(statement, rows, returning=True)
+        inserted = [cursor.fetchone() is not None]
         while cursor.nextset():
-            ids.append(cursor.fetchone()[0])
-        cursor.executemany(insert_payload, [(pk, r.data) for pk, (_, r) in zip(ids, new)])
+            inserted.append(cursor.fetchone() is not None)
+    return inserted
 
 
 def _is_auto_now(field) -> bool:
@@ -259,18 +285,26 @@ def _is_auto_now(field) -> bool:
 
 
 @functools.cache
-def _postgres_statements() -> tuple[list[str], dict, list, str, str]:
+def _postgres_statement() -> tuple[list[str], dict, list, str]:
     """The columns; the defaults that never change, prepared once; the fields whose value is made per row
-    (a callable default, auto_now); the two statements."""
+    (a callable default, auto_now); the statement that inserts one message and its bytes, when its session is
+    configured and its idempotency key (if any) is new, and returns a row only then."""
     fields = [f for f in OutgoingMessage._meta.concrete_fields if not f.primary_key]
     columns = [f.column for f in fields]
     per_row = [f for f in fields if _is_auto_now(f) or callable(f.default)]
     defaults = {f.column: f.get_db_prep_save(f.get_default(), connection) for f in fields if f not in per_row}
     quote = connection.ops.quote_name
-    insert_row = (f"INSERT INTO {quote(OutgoingMessage._meta.db_table)} ({', '.join(map(quote, columns))}) "
-                  f"VALUES ({', '.join(['%s'] * len(columns))}) RETURNING {quote(OutgoingMessage._meta.pk.column)}")
-    insert_payload = f"INSERT INTO {quote(MessagePayload._meta.db_table)} (message_id, data) VALUES (%s, %b)"
-    return columns, defaults, per_row, insert_row, insert_payload
+    session = WhatsAppSession._meta
+    statement = (
+        f"WITH message AS (INSERT INTO {quote(OutgoingMessage._meta.db_table)} ({', '.join(map(quote, columns))}) "
+        f"SELECT {', '.join(['%s'] * len(columns))} WHERE EXISTS (SELECT 1 FROM {quote(session.db_table)} "
+        f"WHERE {quote(session.pk.column)} = %s AND {quote(session.get_field('in_config').column)}) "
+        f"ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
+        f"RETURNING {quote(OutgoingMessage._meta.pk.column)}) "
+        f"INSERT INTO {quote(MessagePayload._meta.db_table)} (message_id, data) SELECT id, %b FROM message "
+        f"RETURNING message_id"
+    )
+    return columns, defaults, per_row, statement
 
 
 _writer = QueueWriter()
