@@ -158,8 +158,8 @@ def write_batch(requests: list[SendRequest]) -> list[Enqueued | ApiError]:
         with transaction.atomic():
             return _write(requests)
     except (IntegrityError, DataError):
-        # Another process inserted the same idempotency key between our check and our insert, or one
-        # request holds a value the database refuses. Redo one by one so only that one is affected.
+        # One request holds a value the database refuses, or (where the checks come before the insert) another
+        # process inserted the same idempotency key in between. Redo one by one so only that one is affected.
         results = []
         for request in requests:
             try:
