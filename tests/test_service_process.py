@@ -71,6 +71,22 @@ def test_an_idle_connection_outlives_the_clients_keep_alive(configured, tmp_path
             reader.read(length)
 
 
+def test_each_answer_reaches_the_client_in_one_piece(configured, tmp_path):
+    """Status line, headers and body leave in one write: uvicorn wrote them in two, which woke the client
+    twice and cost a second system call per request (bench/send_pdf_throughput.py)."""
+    with serve(tmp_path, "--no-worker") as server, socket.create_connection(("127.0.0.1", server.port)) as conn:
+        split = 0
+        for _ in range(50):
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            head, _, body = conn.recv(65536).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200"), head
+            length = int(re.search(rb"(?im)^content-length: *(\d+)", head).group(1))
+            split += len(body) < length
+            while len(body) < length:
+                body += conn.recv(65536)
+    assert split == 0, f"{split} of 50 answers came in pieces"
+
+
 def test_sockets_are_not_compressed(configured, auth, tmp_path):
     # Status and QR events are small; a compressor per socket would cost each one tens of KB of memory.
     async def handshake(port: int) -> dict:

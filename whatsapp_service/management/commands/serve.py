@@ -1,4 +1,5 @@
-"""`manage.py serve`: the service's HTTP and WebSocket server (uvicorn with httptools and uvloop)."""
+"""`manage.py serve`: the service's HTTP and WebSocket server (uvicorn with httptools, each answer in one
+write, and uvloop)."""
 
 import logging
 import sys
@@ -32,6 +33,8 @@ class Command(BaseCommand):
 
         import uvicorn
 
+        from whatsapp_service.http_protocol import OneWriteHttpToolsProtocol
+
         if no_worker or workers > 1:
             os.environ["EMBEDDED_WORKER"] = "false"  # read again by each web process
             settings.EMBEDDED_WORKER = False
@@ -57,7 +60,7 @@ class Command(BaseCommand):
             port=port,
             workers=workers,
             loop="uvloop",
-            http="httptools",
+            http=OneWriteHttpToolsProtocol,  # httptools, each answer in one write
             ws="websockets-sansio",
             lifespan="on",
             log_level="warning",
