@@ -158,8 +158,8 @@ def write_batch(requests: list[SendRequest]) -> list[Enqueued | ApiError]:
         with transaction.atomic():
             return _write(requests)
     except (IntegrityError, DataError):
-        # One request holds a value the database refuses, or (where the checks come before the insert) another
-        # process inserted the same idempotency key in between. Redo one by one so only that one is affected.
+        # One request holds a value the database refuses, or breaks a constraint the statements do not check
+        # themselves. Redo one by one so only that one is affected.
         results = []
         for request in requests:
             try:
@@ -173,29 +173,29 @@ def write_batch(requests: list[SendRequest]) -> list[Enqueued | ApiError]:
 
 
 def _write(requests: list[SendRequest]) -> list[Enqueued | ApiError]:
-    if connection.vendor == "postgresql":
-        return _write_postgres(requests)
-    known = _known_sessions({r.session_id for r in requests})
-    earlier = _earlier([r for r in requests if r.idempotency_key and r.session_id in known])
+    """Each request is inserted by statements that make the checks themselves (the session is configured, the
+    idempotency key is new: ON CONFLICT DO NOTHING), so a batch is one pass; on Postgres the batch's statements
+    go in one pipeline, two round trips per batch (the statements, the commit), each a wait for the interpreter
+    the event loop keeps busy. Only the requests the statements left out (an unknown session, a key seen
+    before) are looked up after."""
+    message_ids = [uuid.uuid4() for _ in requests]
+    insert = _insert_postgres if connection.vendor == "postgresql" else _insert_sqlite
+    inserted = insert(_rows(message_ids, requests), requests)
+    left_out = [r for r, ok in zip(requests, inserted) if not ok]
+    known = _known_sessions({r.session_id for r in left_out}) if left_out else set()
+    earlier = _earlier([r for r in left_out if r.idempotency_key and r.session_id in known])
     results: list[Enqueued | ApiError] = []
-    new: list[tuple[uuid.UUID, SendRequest]] = []
-    for r in requests:
-        if r.session_id not in known:
+    for message_id, r, ok in zip(message_ids, requests, inserted):
+        seen = earlier.get((r.session_id, r.idempotency_key))
+        if ok:
+            results.append(Enqueued(message_id, True))
+        elif r.session_id not in known:
             results.append(unknown_session_error(r.session_id))
-            continue
-        if r.idempotency_key:
-            seen = earlier.get((r.session_id, r.idempotency_key))
-            if seen is not None:
-                results.append(_replay(r, seen))
-                continue
-        message_id = uuid.uuid4()
-        if r.idempotency_key:
-            earlier[(r.session_id, r.idempotency_key)] = (message_id, r.request_hash)
-        new.append((message_id, r))
-        results.append(Enqueued(message_id, True))
-    if new:
-        rows = OutgoingMessage.objects.bulk_create(OutgoingMessage(**_values(mid, r)) for mid, r in new)
-        MessagePayload.objects.bulk_create(MessagePayload(message=row, data=r.data) for row, (_, r) in zip(rows, new))
+        elif seen is not None:
+            message_id, request_hash = seen
+            results.append(Enqueued(message_id, False) if request_hash == r.request_hash else idempotency_conflict())
+        else:  # the session was configured, or the message holding the key deleted, in the meantime
+            results.append(ApiError(503, "database_unavailable", _("La cola cambió durante la solicitud; reintente.")))
     return results
 
 
@@ -216,68 +216,27 @@ def _earlier(keyed: list[SendRequest]) -> dict[tuple[str, str], tuple[uuid.UUID,
         "session_id", "idempotency_key", "message_id", "request_hash")}
 
 
-def _replay(r: SendRequest, seen: tuple[uuid.UUID, str]) -> Enqueued | ApiError:
-    message_id, request_hash = seen
-    return Enqueued(message_id, False) if request_hash == r.request_hash else idempotency_conflict()
-
-
-def _values(message_id: uuid.UUID, r: SendRequest) -> dict:
-    """A new message's own fields (by attribute name, which is also the column's); the model gives the rest."""
-    return {"message_id": message_id, "session_id": r.session_id, "to": r.to, "kind": r.kind,
-            "file_name": r.file_name, "caption": r.caption, "mimetype": r.mimetype, "size": len(r.data),
-            "sha256": r.sha256, "idempotency_key": r.idempotency_key, "request_hash": r.request_hash}
-
-
-def _write_postgres(requests: list[SendRequest]) -> list[Enqueued | ApiError]:
-    """Each request is one statement that makes the checks the other path reads first (the session is
-    configured, the idempotency key is new) and inserts the message row and its bytes. The batch's statements go
-    in one pipeline: a batch costs two round trips (the statements, the commit), not four, and a round trip
-    costs a wait for the interpreter the event loop keeps busy. Only the requests a statement left out (an
-    unknown session, a key seen before) are looked up after."""
-    message_ids = [uuid.uuid4() for _ in requests]
-    inserted = _insert_postgres(list(zip(message_ids, requests)))
-    left_out = [r for r, ok in zip(requests, inserted) if not ok]
-    known = _known_sessions({r.session_id for r in left_out}) if left_out else set()
-    earlier = _earlier([r for r in left_out if r.idempotency_key and r.session_id in known])
-    results: list[Enqueued | ApiError] = []
-    for message_id, r, ok in zip(message_ids, requests, inserted):
-        seen = earlier.get((r.session_id, r.idempotency_key))
-        if ok:
-            results.append(Enqueued(message_id, True))
-        elif r.session_id not in known:
-            results.append(unknown_session_error(r.session_id))
-        elif seen is not None:
-            results.append(_replay(r, seen))
-        else:  # the session was configured, or the message holding the key deleted, in the meantime
-            results.append(ApiError(503, "database_unavailable", _("La cola cambió durante la solicitud; reintente.")))
-    return results
-
-
-def _insert_postgres(new: list[tuple[uuid.UUID, SendRequest]]) -> list[bool]:
-    """Whether each message went in, through psycopg's own cursor: Django's binds client-side, escaping 100 KB
-    of bytea into the SQL text; and building and saving model objects took about half of the writer thread's
-    Python time, which shares the event loop's interpreter. Each row is the model's defaults, prepared by its
-    fields once, with the request's own values."""
-    import psycopg
-
-    columns, defaults, per_row, statement = _postgres_statement()
+def _rows(message_ids: list[uuid.UUID], requests: list[SendRequest]) -> list[list]:
+    """Each new message's column values, as the database takes them: the model's defaults, prepared by its fields
+    once, with the request's own values. Not model objects saved through bulk_create: building and saving them
+    took about half of the writer thread's Python time, which shares the event loop's interpreter."""
+    fields, defaults = _fields()
     now = timezone.now()
     rows = []
-    for mid, r in new:
-        row = {**defaults, **{f.column: f.get_db_prep_save(now if _is_auto_now(f) else f.get_default(), connection)
-                              for f in per_row}, **_values(mid, r)}
-        rows.append([*(row[c] for c in columns), r.session_id, r.data])
-    connection.ensure_connection()
-    raw = connection.connection
-    # Prepared, though Django turns psycopg's prepared statements off: unprepared, Postgres plans each insert
-    # for its values, copying the 100 KB of bytes into the plan twice; that was a quarter of its CPU per row.
-    raw.prepare_threshold = 0
-    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:  # Django's errors
-        cursor.executemany(statement, rows, returning=True)
-        inserted = [cursor.fetchone() is not None]
-        while cursor.nextset():
-            inserted.append(cursor.fetchone() is not None)
-    return inserted
+    for message_id, r in zip(message_ids, requests):
+        own = {"message_id": message_id, "session_id": r.session_id, "to": r.to, "kind": r.kind,
+               "file_name": r.file_name, "caption": r.caption, "mimetype": r.mimetype, "size": len(r.data),
+               "sha256": r.sha256, "idempotency_key": r.idempotency_key, "request_hash": r.request_hash}
+        row = []
+        for f in fields:
+            if f.column in own:
+                row.append(f.get_db_prep_save(own[f.column], connection))
+            elif f.column in defaults:
+                row.append(defaults[f.column])
+            else:  # made per row: a callable default, auto_now
+                row.append(f.get_db_prep_save(now if _is_auto_now(f) else f.get_default(), connection))
+        rows.append(row)
+    return rows
 
 
 def _is_auto_now(field) -> bool:
@@ -285,26 +244,78 @@ def _is_auto_now(field) -> bool:
 
 
 @functools.cache
-def _postgres_statement() -> tuple[list[str], dict, list, str]:
-    """The columns; the defaults that never change, prepared once; the fields whose value is made per row
-    (a callable default, auto_now); the statement that inserts one message and its bytes, when its session is
-    configured and its idempotency key (if any) is new, and returns a row only then."""
+def _fields() -> tuple[list, dict]:
+    """The message's columns but its key; the defaults that never change, prepared once."""
     fields = [f for f in OutgoingMessage._meta.concrete_fields if not f.primary_key]
-    columns = [f.column for f in fields]
-    per_row = [f for f in fields if _is_auto_now(f) or callable(f.default)]
-    defaults = {f.column: f.get_db_prep_save(f.get_default(), connection) for f in fields if f not in per_row}
+    defaults = {f.column: f.get_db_prep_save(f.get_default(), connection) for f in fields
+                if not (_is_auto_now(f) or callable(f.default))}
+    return fields, defaults
+
+
+def _insert_message_sql(placeholder: str) -> str:
+    """Inserts one message row when its session is configured and its idempotency key (if any) is new;
+    returns its key only then."""
     quote = connection.ops.quote_name
     session = WhatsAppSession._meta
-    statement = (
-        f"WITH message AS (INSERT INTO {quote(OutgoingMessage._meta.db_table)} ({', '.join(map(quote, columns))}) "
-        f"SELECT {', '.join(['%s'] * len(columns))} WHERE EXISTS (SELECT 1 FROM {quote(session.db_table)} "
-        f"WHERE {quote(session.pk.column)} = %s AND {quote(session.get_field('in_config').column)}) "
-        f"ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
-        f"RETURNING {quote(OutgoingMessage._meta.pk.column)}) "
-        f"INSERT INTO {quote(MessagePayload._meta.db_table)} (message_id, data) SELECT id, %b FROM message "
-        f"RETURNING message_id"
-    )
-    return columns, defaults, per_row, statement
+    columns = [f.column for f in _fields()[0]]
+    return (f"INSERT INTO {quote(OutgoingMessage._meta.db_table)} ({', '.join(map(quote, columns))}) "
+            f"SELECT {', '.join([placeholder] * len(columns))} WHERE EXISTS (SELECT 1 FROM {quote(session.db_table)} "
+            f"WHERE {quote(session.pk.column)} = {placeholder} AND {quote(session.get_field('in_config').column)}) "
+            f"ON CONFLICT (session_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
+            f"RETURNING {quote(OutgoingMessage._meta.pk.column)}")
+
+
+@functools.cache
+def _postgres_statement() -> str:
+    """One message row and its bytes, in one statement."""
+    return (f"WITH message AS ({_insert_message_sql('%s')}) "
+            f"INSERT INTO {connection.ops.quote_name(MessagePayload._meta.db_table)} (message_id, data) "
+            f"SELECT id, %b FROM message RETURNING message_id")
+
+
+def _insert_postgres(rows: list[list], requests: list[SendRequest]) -> list[bool]:
+    """Whether each message went in, through psycopg's own cursor: Django's binds client-side, escaping
+    100 KB of bytea into the SQL text."""
+    import psycopg
+
+    statement = _postgres_statement()
+    connection.ensure_connection()
+    raw = connection.connection
+    # Prepared, though Django turns psycopg's prepared statements off: unprepared, Postgres plans each insert
+    # for its values, copying the 100 KB of bytes into the plan twice; that was a quarter of its CPU per row.
+    raw.prepare_threshold = 0
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:  # Django's errors
+        cursor.executemany(statement, [[*row, r.session_id, r.data] for row, r in zip(rows, requests)],
+                           returning=True)
+        inserted = [cursor.fetchone() is not None]
+        while cursor.nextset():
+            inserted.append(cursor.fetchone() is not None)
+    return inserted
+
+
+@functools.cache
+def _sqlite_statements() -> tuple[str, str]:
+    return (_insert_message_sql("?"),
+            f"INSERT INTO {connection.ops.quote_name(MessagePayload._meta.db_table)} (message_id, data) VALUES (?, ?)")
+
+
+def _insert_sqlite(rows: list[list], requests: list[SendRequest]) -> list[bool]:
+    """Whether each message went in, through sqlite3's own cursor (Django's rewrites each statement's
+    placeholders); the process's own library, so a statement is a call, not a round trip."""
+    insert_message, insert_payload = _sqlite_statements()
+    connection.ensure_connection()
+    inserted = []
+    with connection.wrap_database_errors:  # Django's errors
+        cursor = connection.connection.cursor()
+        try:
+            for row, r in zip(rows, requests):
+                returned = cursor.execute(insert_message, [*row, r.session_id]).fetchall()
+                if returned:
+                    cursor.execute(insert_payload, (returned[0][0], r.data))
+                inserted.append(bool(returned))
+        finally:
+            cursor.close()
+    return inserted
 
 
 _writer = QueueWriter()
