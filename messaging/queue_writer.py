@@ -218,25 +218,27 @@ def _earlier(keyed: list[SendRequest]) -> dict[tuple[str, str], tuple[uuid.UUID,
 
 def _rows(message_ids: list[uuid.UUID], requests: list[SendRequest]) -> list[list]:
     """Each new message's column values, as the database takes them: the model's defaults, prepared by its fields
-    once, with the request's own values. Not model objects saved through bulk_create: building and saving them
-    took about half of the writer thread's Python time, which shares the event loop's interpreter."""
-    fields, defaults = _fields()
+    once (the timestamps once per batch), with the request's own values. Not model objects saved through
+    bulk_create: building and saving them took about half of the writer thread's Python time, which shares the
+    event loop's interpreter."""
+    fields, constant, per_row = _fields()
     now = timezone.now()
+    batch = {**constant, **{f.column: f.get_db_prep_save(now, connection) for f in fields if _is_auto_now(f)}}
+    prepare_id = OutgoingMessage._meta.get_field("message_id").get_db_prep_save
     rows = []
     for message_id, r in zip(message_ids, requests):
-        own = {"message_id": message_id, "session_id": r.session_id, "to": r.to, "kind": r.kind,
-               "file_name": r.file_name, "caption": r.caption, "mimetype": r.mimetype, "size": len(r.data),
-               "sha256": r.sha256, "idempotency_key": r.idempotency_key, "request_hash": r.request_hash}
-        row = []
-        for f in fields:
-            if f.column in own:
-                row.append(f.get_db_prep_save(own[f.column], connection))
-            elif f.column in defaults:
-                row.append(defaults[f.column])
-            else:  # made per row: a callable default, auto_now
-                row.append(f.get_db_prep_save(now if _is_auto_now(f) else f.get_default(), connection))
-        rows.append(row)
+        # The request's own values are text and whole numbers, as the database takes them; only the id is prepared.
+        values = {**batch, "message_id": prepare_id(message_id, connection), "session_id": r.session_id, "to": r.to,
+                  "kind": r.kind, "file_name": r.file_name, "caption": r.caption, "mimetype": r.mimetype,
+                  "size": len(r.data), "sha256": r.sha256, "idempotency_key": r.idempotency_key,
+                  "request_hash": r.request_hash}
+        values.update({f.column: f.get_db_prep_save(f.get_default(), connection) for f in per_row})
+        rows.append([values[f.column] for f in fields])
     return rows
+
+
+_OWN = {"message_id", "session_id", "to", "kind", "file_name", "caption", "mimetype", "size", "sha256",
+        "idempotency_key", "request_hash"}
 
 
 def _is_auto_now(field) -> bool:
@@ -244,12 +246,15 @@ def _is_auto_now(field) -> bool:
 
 
 @functools.cache
-def _fields() -> tuple[list, dict]:
-    """The message's columns but its key; the defaults that never change, prepared once."""
+def _fields() -> tuple[list, dict, list]:
+    """The message's columns but its key; the defaults that never change, prepared once; the fields whose
+    default is made per row (a callable) and that the request does not give."""
     fields = [f for f in OutgoingMessage._meta.concrete_fields if not f.primary_key]
-    defaults = {f.column: f.get_db_prep_save(f.get_default(), connection) for f in fields
-                if not (_is_auto_now(f) or callable(f.default))}
-    return fields, defaults
+    made = [f for f in fields if f.has_default() and callable(f.default)]
+    constant = {f.column: f.get_db_prep_save(f.get_default(), connection) for f in fields
+                if not _is_auto_now(f) and f not in made}
+    per_row = [f for f in made if f.column not in _OWN]
+    return fields, constant, per_row
 
 
 def _insert_message_sql(placeholder: str) -> str:
