@@ -186,12 +186,11 @@ def _write(requests: list[SendRequest]) -> list[Enqueued | ApiError]:
     earlier = _earlier([r for r in left_out if r.idempotency_key and r.session_id in known])
     results: list[Enqueued | ApiError] = []
     for message_id, r, ok in zip(message_ids, requests, inserted):
-        seen = earlier.get((r.session_id, r.idempotency_key))
         if ok:
             results.append(Enqueued(message_id, True))
         elif r.session_id not in known:
             results.append(unknown_session_error(r.session_id))
-        elif seen is not None:
+        elif (seen := earlier.get((r.session_id, r.idempotency_key))) is not None:
             message_id, request_hash = seen
             results.append(Enqueued(message_id, False) if request_hash == r.request_hash else idempotency_conflict())
         else:  # the session was configured, or the message holding the key deleted, in the meantime
@@ -221,7 +220,7 @@ def _rows(message_ids: list[uuid.UUID], requests: list[SendRequest]) -> list[lis
     once (the timestamps once per batch), with the request's own values. Not model objects saved through
     bulk_create: building and saving them took about half of the writer thread's Python time, which shares the
     event loop's interpreter."""
-    fields, constant, per_row = _fields()
+    fields, constant, made = _fields()
     now = timezone.now()
     batch = {**constant, **{f.column: f.get_db_prep_save(now, connection) for f in fields if _is_auto_now(f)}}
     prepare_id = OutgoingMessage._meta.get_field("message_id").get_db_prep_save
@@ -232,13 +231,10 @@ def _rows(message_ids: list[uuid.UUID], requests: list[SendRequest]) -> list[lis
                   "kind": r.kind, "file_name": r.file_name, "caption": r.caption, "mimetype": r.mimetype,
                   "size": len(r.data), "sha256": r.sha256, "idempotency_key": r.idempotency_key,
                   "request_hash": r.request_hash}
-        values.update({f.column: f.get_db_prep_save(f.get_default(), connection) for f in per_row})
+        values.update({f.column: f.get_db_prep_save(f.get_default(), connection)
+                       for f in made if f.column not in values})
         rows.append([values[f.column] for f in fields])
     return rows
-
-
-_OWN = {"message_id", "session_id", "to", "kind", "file_name", "caption", "mimetype", "size", "sha256",
-        "idempotency_key", "request_hash"}
 
 
 def _is_auto_now(field) -> bool:
@@ -248,13 +244,12 @@ def _is_auto_now(field) -> bool:
 @functools.cache
 def _fields() -> tuple[list, dict, list]:
     """The message's columns but its key; the defaults that never change, prepared once; the fields whose
-    default is made per row (a callable) and that the request does not give."""
+    default is made per row (a callable), where the request does not give the value."""
     fields = [f for f in OutgoingMessage._meta.concrete_fields if not f.primary_key]
     made = [f for f in fields if f.has_default() and callable(f.default)]
     constant = {f.column: f.get_db_prep_save(f.get_default(), connection) for f in fields
                 if not _is_auto_now(f) and f not in made}
-    per_row = [f for f in made if f.column not in _OWN]
-    return fields, constant, per_row
+    return fields, constant, made
 
 
 def _insert_message_sql(placeholder: str) -> str:
@@ -273,9 +268,10 @@ def _insert_message_sql(placeholder: str) -> str:
 @functools.cache
 def _postgres_statement() -> str:
     """One message row and its bytes, in one statement."""
+    quote = connection.ops.quote_name
     return (f"WITH message AS ({_insert_message_sql('%s')}) "
-            f"INSERT INTO {connection.ops.quote_name(MessagePayload._meta.db_table)} (message_id, data) "
-            f"SELECT id, %b FROM message RETURNING message_id")
+            f"INSERT INTO {quote(MessagePayload._meta.db_table)} (message_id, data) "
+            f"SELECT {quote(OutgoingMessage._meta.pk.column)}, %b FROM message RETURNING message_id")
 
 
 def _insert_postgres(rows: list[list], requests: list[SendRequest]) -> list[bool]:
@@ -284,8 +280,7 @@ def _insert_postgres(rows: list[list], requests: list[SendRequest]) -> list[bool
     import psycopg
 
     statement = _postgres_statement()
-    connection.ensure_connection()
-    raw = connection.connection
+    raw = connection.connection  # open: write_batch's transaction opened it
     # Prepared, though Django turns psycopg's prepared statements off: unprepared, Postgres plans each insert
     # for its values, copying the 100 KB of bytes into the plan twice; that was a quarter of its CPU per row.
     raw.prepare_threshold = 0
@@ -308,7 +303,6 @@ def _insert_sqlite(rows: list[list], requests: list[SendRequest]) -> list[bool]:
     """Whether each message went in, through sqlite3's own cursor (Django's rewrites each statement's
     placeholders); the process's own library, so a statement is a call, not a round trip."""
     insert_message, insert_payload = _sqlite_statements()
-    connection.ensure_connection()
     inserted = []
     with connection.wrap_database_errors:  # Django's errors
         cursor = connection.connection.cursor()
