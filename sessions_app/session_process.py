@@ -61,13 +61,18 @@ def describe_exit(code: int | None) -> str:
     return EXIT_DESCRIPTIONS.get(code, f"exit code {code}")
 
 
+class LeaseExpired(Exception):
+    """The lease's deadline passed before the process could start: another worker may run the number now."""
+
+
 def spawn(session_id: str, backend: str | None = None, lease_until: float = float("inf")
           ) -> tuple[multiprocessing.Process, Connection]:
     """Start the session process for a (validated) session id; returns it and the supervisor's end of
     its pipe. Blocks while the forkserver starts (the first time) and forks. The process stops itself at
     `lease_until` unless a `lease` command moves it later: a time of `time.monotonic()`, whose clock every
     process of the machine shares. A deadline, not a duration: a duration would count from the moment the
-    process starts, however long the start waited, and the process could outlive its lease."""
+    process starts, however long the start waited, and the process could outlive its lease. Raises
+    LeaseExpired, forking nothing, when the deadline has passed by the time the fork is asked for."""
     from .ids import session_dir
 
     backend = backend or settings.WHATSAPP_BACKEND
@@ -88,6 +93,9 @@ def spawn(session_id: str, backend: str | None = None, lease_until: float = floa
         daemon=True,  # multiprocessing's exit handler terminates them if the supervisor forgets
     )
     try:
+        if time.monotonic() >= lease_until:  # the supervisor was paused or its spawner busy this long
+            ours.close()
+            raise LeaseExpired(session_id)
         process.start()
     finally:
         theirs.close()
@@ -314,6 +322,10 @@ def child_main(
     log_format.set_process_fields(session_id=session_id)
     credential_store.name_connections(session_id)
     pump = _stdout_into_logging()
+    if time.monotonic() >= lease_until:  # the fork came late: no backend, no connection, not one event
+        log.warning("session %s: started after its lease's deadline; not connecting", session_id)
+        _drain_stdout(pump)
+        _exit_now(EXIT_LEASE_LOST)
     child = _Child(session_id, conn, heartbeat_seconds, Path(store_dir), lease_until)
     child.install_hooks()
     for target, name in ((child.read_commands, "commands-in"), (child.execute_commands, "commands"),

@@ -217,6 +217,11 @@ class Supervisor(LeaseKeeping):
             process, conn = await self.loop.run_in_executor(
                 self._spawner, session_process.spawn, slot.session_id, self.backend, self._lease_until,
             )
+        except session_process.LeaseExpired:
+            slot.starting = False
+            log.warning("session %s: its lease could no longer be trusted when its process was to start; not started",
+                        slot.session_id)
+            return  # the next lease turn and tick sort it out
         except Exception as exc:
             slot.starting = False
             log.exception("session %s: cannot start its process", slot.session_id)

@@ -143,6 +143,13 @@ def worker_id(worker) -> str:
     return WorkerHeartbeat.objects.filter(pid=worker.proc.pid).values_list("worker_id", flat=True).first() or ""
 
 
+def notable_lines(workers) -> str:
+    """Each worker's warnings and errors, and the leases it took: what a failure of this test needs to be read."""
+    return "\n".join(f"--- {w.log_path.name} (pid {w.proc.pid if w.proc else None})\n" + "\n".join(
+        line for line in w.output().splitlines() if re.search(r" (WARNING|ERROR|CRITICAL) |lease taken|started \(", line)
+    ) for w in workers)
+
+
 @pytest.fixture
 def thirty_sessions(service_files, postgres_store):
     """Credentials in Postgres (a schema per session), so that any worker can resume any session."""
@@ -166,7 +173,8 @@ def test_three_workers_share_thirty_sessions_fail_over_and_rebalance(thirty_sess
             wait_for(lambda: sorted(owners().values()) == [10, 10, 10], 90, what="10 sessions for each worker")
             wait_for(lambda: all(s["status"] == "qr" for s in statuses().values()), 90, what="30 QR codes")
             for n, session_id in enumerate(SESSIONS):
-                assert api.post(f"/api/simulator/sessions/{session_id}/scan", json={"phone": f"519110000{n:02d}"}).status_code == 202
+                scanned = api.post(f"/api/simulator/sessions/{session_id}/scan", json={"phone": f"519110000{n:02d}"})
+                assert scanned.status_code == 202, (session_id, scanned.text, statuses()[session_id])
             wait_for(lambda: all(s["status"] == "connected" for s in statuses().values()), 90, what="30 connected")
             ids = {worker_id(w): w for w in workers}
             assert {s["worker"] for s in statuses().values()} == set(ids)
@@ -228,12 +236,15 @@ def test_three_workers_share_thirty_sessions_fail_over_and_rebalance(thirty_sess
             wait_for(lambda: all(s["status"] == "connected" for s in statuses().values()), 60, what="30 connected")
             now = statuses()
             assert sum(1 for s in now.values() if s["worker"] == worker_id(joined)) == 10
+        except BaseException:
+            print(notable_lines(workers))  # pytest shows it with the failure
+            raise
         finally:
             for worker in workers:
                 worker.stop()
 
     unseen = set(runs.started) - set(runs.seen)
     print(f"session processes started: {len(runs.started)}, seen running: {len(runs.started) - len(unseen)}")
-    assert runs.overlaps() == []
-    assert runs.epochs_in_order() == []
+    assert runs.overlaps() == [], notable_lines(workers)
+    assert runs.epochs_in_order() == [], notable_lines(workers)
     assert len(runs.seen) >= 30 + len(theirs) + 10  # the first 30, the killed worker's, the paused worker's
