@@ -1,9 +1,11 @@
 """Group commit into the durable queue.
 
-Every accepted send-pdf (and send-text) request goes through `enqueue()`: one writer thread per process takes all the
+Every accepted send-pdf (and send-text) request goes through `enqueue()`: a writer thread takes all the
 requests waiting at that moment and commits them in one transaction; each caller gets its answer only
 after the commit that holds its row. Durable and fast: the commit (an fsync on SQLite) is paid once
-per batch instead of once per request.
+per batch instead of once per request. SQLite has one writer thread per process (its single write lock would
+make a second wait); Postgres two, each with its own connection, so that one batch's inserts run on one core
+while the other batch runs or commits on the other (POSTGRES_WRITERS).
 """
 
 import asyncio
@@ -32,6 +34,12 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH_ITEMS = 128
 MAX_BATCH_BYTES = 32 * 1024 * 1024
+# With one writer the Postgres backend running a batch's inserts and its commit was 83% of that writer's time
+# (py-spy under `serve`), one core busy while the other had room. Measured on 2026-12-03 through `serve`
+# (bench/send_pdf_throughput.py's service, two runs of four rounds in alternating order): one writer 934 and 960
+# requests/s (medians), two 1,013 and 1,103; two won 7 rounds of 8 (by 0.92-1.29, median 1.14). Three: 906
+# against 905 for two, four rounds.
+POSTGRES_WRITERS = 2
 
 
 @dataclass(frozen=True)
@@ -62,30 +70,32 @@ _STOP = object()
 class QueueWriter:
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
     def submit(self, request: SendRequest) -> Future:
         item = _Item(request)
         self._queue.put(item)
-        self._ensure_thread()
+        self._ensure_threads()
         return item.future
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Let the writer finish what is queued, close its database connection and end."""
-        thread = self._thread
-        if thread is None or not thread.is_alive():
-            return
-        self._queue.put(_STOP)
-        thread.join(timeout)
+        """Let the writers finish what is queued, close their database connections and end."""
+        threads = [t for t in self._threads if t.is_alive()]
+        for _ in threads:  # each writer ends at the first stop marker it takes
+            self._queue.put(_STOP)
+        for thread in threads:
+            thread.join(timeout)
 
-    def _ensure_thread(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
+    def _ensure_threads(self) -> None:
+        if self._threads and all(t.is_alive() for t in self._threads):
             return
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="queue-writer", daemon=True)
-                self._thread.start()
+            self._threads = [t for t in self._threads if t.is_alive()]
+            while len(self._threads) < (POSTGRES_WRITERS if connection.vendor == "postgresql" else 1):
+                thread = threading.Thread(target=self._run, name=f"queue-writer-{len(self._threads) + 1}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def _next_batch(self) -> list:
         """The items waiting now, up to a size; a stop marker ends the batch."""
@@ -125,7 +135,7 @@ class QueueWriter:
             self._answer(batch)
 
     def _answer(self, batch: list[_Item]) -> None:
-        # One long-lived connection: reconnecting per batch would cost more than the batch.
+        # One long-lived connection per writer: reconnecting per batch would cost more than the batch.
         try:
             results = write_batch([i.request for i in batch])
         except Exception as exc:  # the database is down or broken: every caller hears of it
