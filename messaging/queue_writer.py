@@ -286,7 +286,10 @@ def _postgres_statement() -> str:
 
 def _insert_postgres(rows: list[list], requests: list[SendRequest]) -> list[bool]:
     """Whether each message went in, through psycopg's own cursor: Django's binds client-side, escaping
-    100 KB of bytea into the SQL text."""
+    100 KB of bytea into the SQL text. Measured on 2026-12-03 and not kept: the COMMIT in this pipeline (one
+    round trip per batch; within the noise through serve, +3% once the rounds' order is allowed for, with
+    Postgres's CPU per request up a quarter), and the whole batch as one statement over unnest()ed arrays
+    (the queue writer alone no faster, with or without a thread holding the interpreter beside it)."""
     import psycopg
 
     statement = _postgres_statement()
