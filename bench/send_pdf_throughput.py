@@ -14,7 +14,8 @@ against its database's. Each measurement also says where the CPU went (`cpu_ms_p
 under test, Postgres, wrk) and how many of the machine's cores were busy (`machine_busy_cores`) or taken by the host
 (`machine_steal_cores`): figures that
 move less than requests/s from one minute to the next, and that tell a server short of CPU from one that
-waits. The PDF is receipt-like by default (`--pdf real-like`, bench/sample_pdf.py: deflated
+waits. On Postgres it also gives the checkpoints Postgres counted during the measurement (`postgres_checkpoints`:
+a round that meets one has a long p99) and the WAL written per request (`postgres_wal_kb_per_request`). The PDF is receipt-like by default (`--pdf real-like`, bench/sample_pdf.py: deflated
 streams between text dictionaries, as real PDFs are); `--pdf noise` sends random bytes, which no database
 tries to compress (the input of the figures before 2026-11-29). Usage:
     .venv/bin/python bench/send_pdf_throughput.py [--duration 10] [--connections 16] [--rounds 3] [--no-node]
@@ -183,7 +184,13 @@ def bench_service(name: str, database_url: str, body: Path, token: str, tmp: Pat
         subprocess.run(["wrk", "-t1", "-c4", "-d2s", "-s", str(lua), f"http://127.0.0.1:{port}/api/send-pdf"],
                        capture_output=True, check=True)  # warm-up
         quiet_disk()
+        before = postgres_counters() if database_url.startswith("postgres") else None
         result = run_wrk(port, lua, args.duration, args.connections, server.pid)
+        if before is not None:
+            after = postgres_counters()
+            requests = result["requests_per_s"] * args.duration
+            result["postgres_checkpoints"] = after[0] - before[0]
+            result["postgres_wal_kb_per_request"] = round((after[1] - before[1]) / 1024 / requests, 1)
         result["rows_committed"] = count_rows(py, env)
         quiet_disk()
         result["queue_writer_alone_per_s"] = queue_writer_alone(py, env, body, args)
@@ -191,6 +198,21 @@ def bench_service(name: str, database_url: str, body: Path, token: str, tmp: Pat
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def postgres_counters() -> tuple[int, int]:
+    """Postgres's checkpoints so far (started on a timer or forced by max_wal_size) and the bytes of WAL written so
+    far: a round that meets a checkpoint waits for it (its p99 says so), and the WAL per request is the durable
+    write's own size, which no server tuning takes away."""
+    wal = "pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
+    for count, view in (("num_timed + num_requested", "pg_stat_checkpointer"),  # Postgres 17 and later
+                        ("checkpoints_timed + checkpoints_req", "pg_stat_bgwriter")):
+        out = subprocess.run(["psql", PG_URL, "-Atc", f"SELECT {count}, {wal} FROM {view}"], capture_output=True,
+                             text=True)
+        if out.returncode == 0:
+            checkpoints, written = out.stdout.strip().split("|")
+            return int(checkpoints), int(written)
+    raise RuntimeError(out.stderr)
 
 
 def count_rows(py: str, env: dict) -> int:
@@ -298,7 +320,8 @@ def main() -> None:
             name: {
                 **{key: statistics.median(r[name][key] for r in rounds)
                    for key in ("requests_per_s", "p50_ms", "p99_ms", "of_express", "queue_writer_alone_per_s",
-                               "machine_busy_cores", "machine_steal_cores")
+                               "machine_busy_cores", "machine_steal_cores", "postgres_checkpoints",
+                               "postgres_wal_kb_per_request")
                    if key in rounds[0][name]},
                 "cpu_ms_per_request": {key: statistics.median(r[name]["cpu_ms_per_request"][key] for r in rounds)
                                        for key in rounds[0][name]["cpu_ms_per_request"]},
