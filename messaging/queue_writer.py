@@ -38,7 +38,12 @@ MAX_BATCH_BYTES = 32 * 1024 * 1024
 # (py-spy under `serve`), one core busy while the other had room. Measured on 2026-12-03 through `serve`
 # (bench/send_pdf_throughput.py's service, two runs of four rounds in alternating order): one writer 934 and 960
 # requests/s (medians), two 1,013 and 1,103; two won 7 rounds of 8 (by 0.92-1.29, median 1.14). Three: 906
-# against 905 for two, four rounds.
+# against 905 for two, four rounds. Measured and not kept (2026-12-03, second stop): each writer thread handing its
+# batches to a process of its own over a socket pair (the bytes raw beside the pickled fields), so that no writer
+# waits for the event loop's interpreter. Postgres's backends then waited for the client (ClientRead) a quarter of
+# their time inside a transaction instead of 45% (pg_stat_activity sampled), yet through serve it gave 496, 473,
+# 525, 473 requests/s against 472, 492, 493, 453 (alternating), with 0.2-0.3 ms more server CPU per request: the
+# rest of each batch (the inserts' own CPU in Postgres, the commit's WAL fsync) was what bounded it.
 POSTGRES_WRITERS = 2
 
 
