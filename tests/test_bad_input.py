@@ -330,9 +330,14 @@ def test_captions_keep_tabs_and_line_breaks(configured, send_app, auth):
     assert OutgoingMessage.objects.get().caption == "Boleta B001\r\n\tGracias"
 
 
-def test_a_value_the_database_refuses_fails_only_its_own_request_in_a_group_commit(configured):
+@pytest.mark.parametrize("refused", [
+    {"caption": "mal\x00"},  # psycopg refuses to send it, after the inserts before it went
+    {"to": "5" * 25},  # Postgres refuses it (the column holds 20), in the middle of the batch's pipeline
+], ids=["by_the_driver", "by_postgres"])
+def test_a_value_the_database_refuses_fails_only_its_own_request_in_a_group_commit(configured, refused):
     """Found by the fuzz test on Postgres: a NUL in a text column failed every request committed with it.
-    Intake refuses NULs now; should another such value slip through, only its own request fails."""
+    Intake refuses NULs now; should another such value slip through, only its own request fails, and what the
+    batch inserted before it is not kept twice (the batch is undone, then redone one by one)."""
     from django.db import connection
 
     from messaging.intake import parse_send_pdf
@@ -340,11 +345,11 @@ def test_a_value_the_database_refuses_fails_only_its_own_request_in_a_group_comm
     from whatsapp_service.errors import ApiError
 
     if connection.vendor != "postgresql":
-        pytest.skip("SQLite stores NUL characters; Postgres refuses them")
+        pytest.skip("SQLite stores NUL characters and text of any length; Postgres refuses them")
     good = [parse_send_pdf(orjson.dumps(pdf_body(caption=f"ok {n}"))) for n in range(3)]
     import dataclasses
 
-    bad = dataclasses.replace(good[0], caption="mal\x00")
+    bad = dataclasses.replace(good[0], **refused)
     results = write_batch([good[0], bad, good[1], good[2]])
     assert [type(r) for r in results] == [Enqueued, ApiError, Enqueued, Enqueued]
     assert results[1].status_code == 400
