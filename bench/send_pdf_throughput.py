@@ -12,11 +12,11 @@ process committing the same PDF through `messaging.queue_writer` with no HTTP in
 database takes through the service's write path on this machine, so the service's figure can be read
 against its database's. Each measurement also says where the CPU went (`cpu_ms_per_request`: the server
 under test, Postgres, wrk) and how many of the machine's cores were busy (`machine_busy_cores`) or taken by the host
-(`machine_steal_cores`): figures that
-move less than requests/s from one minute to the next, and that tell a server short of CPU from one that
-waits. On Postgres it also gives the checkpoints Postgres counted during the measurement (`postgres_checkpoints`:
-a round that meets one has a long p99) and the WAL written per request (`postgres_wal_kb_per_request`). The PDF is receipt-like by default (`--pdf real-like`, bench/sample_pdf.py: deflated
-streams between text dictionaries, as real PDFs are); `--pdf noise` sends random bytes, which no database
+(`machine_steal_cores`): figures that move less than requests/s from one minute to the next, and that tell a server
+short of CPU from one that waits. On Postgres it also gives the checkpoints Postgres counted during the measurement
+(`postgres_checkpoints`: a round that meets one has a long p99) and the WAL written per request
+(`postgres_wal_kb_per_request`). The PDF is receipt-like by default (`--pdf real-like`, bench/sample_pdf.py:
+deflated streams between text dictionaries, as real PDFs are); `--pdf noise` sends random bytes, which no database
 tries to compress (the input of the figures before 2026-11-29). Usage:
     .venv/bin/python bench/send_pdf_throughput.py [--duration 10] [--connections 16] [--rounds 3] [--no-node]
                                                   [--web-workers 2] [--pdf real-like|noise]
