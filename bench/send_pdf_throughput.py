@@ -14,8 +14,9 @@ against its database's. Each measurement also says where the CPU went (`cpu_ms_p
 under test, Postgres, wrk) and how many of the machine's cores were busy (`machine_busy_cores`) or taken by the host
 (`machine_steal_cores`): figures that move less than requests/s from one minute to the next, and that tell a server
 short of CPU from one that waits. On Postgres it also gives the checkpoints Postgres counted during the measurement
-(`postgres_checkpoints`: a round that meets one has a long p99) and the WAL written per request
-(`postgres_wal_kb_per_request`). The PDF is receipt-like by default (`--pdf real-like`, bench/sample_pdf.py:
+(`postgres_checkpoints`: a round that meets one has a long p99), the WAL written per request
+(`postgres_wal_kb_per_request`) and the server's `max_wal_size` (`postgres_max_wal_size`), which sets how often
+checkpoints come. The PDF is receipt-like by default (`--pdf real-like`, bench/sample_pdf.py:
 deflated streams between text dictionaries, as real PDFs are); `--pdf noise` sends random bytes, which no database
 tries to compress (the input of the figures before 2026-11-29). Usage:
     .venv/bin/python bench/send_pdf_throughput.py [--duration 10] [--connections 16] [--rounds 3] [--no-node]
@@ -295,6 +296,9 @@ def main() -> None:
                                     "pdfBase64": base64.b64encode(pdf).decode()}))
         results["body_bytes"] = body.stat().st_size
         postgres = subprocess.run([sys.executable, str(ROOT / "scripts/service_up.py"), PG_URL]).returncode == 0
+        if postgres:  # what sets how often a round meets a checkpoint (README, "Running in production")
+            results["postgres_max_wal_size"] = subprocess.run(["psql", PG_URL, "-Atc", "SHOW max_wal_size"],
+                                                              capture_output=True, text=True).stdout.strip()
         for index in range(args.rounds):
             one: dict = {}
             run_dir = tmp / f"round{index}"
