@@ -8,11 +8,27 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
+from tests.whatsapp_proxy import WhatsAppProxy
+
 REQUIRE_SERVICES = bool(os.environ.get("REQUIRE_SERVICES"))
 EXAMPLE_SESSIONS = [
     {"sessionId": "tienda_lima", "description": "Sistema de Ventas de la Sede Lima"},
     {"sessionId": "tienda_cusco", "description": "Sistema de Ventas de la Sede Cusco"},
 ]
+
+
+# WhatsApp is unreachable in every test, on a machine with internet too: each process the suite starts
+# (session processes, workers, probes) inherits HTTPS_PROXY, and whatsmeow dials through this proxy,
+# which lets nothing through. Set at configure time, before any process (the forkserver) is started.
+OFFLINE_PROXY: WhatsAppProxy | None = None
+
+
+def pytest_configure(config) -> None:
+    global OFFLINE_PROXY
+    OFFLINE_PROXY = WhatsAppProxy()
+    for name in ("https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        os.environ.pop(name, None)
+    os.environ["HTTPS_PROXY"] = OFFLINE_PROXY.url
 
 
 def need(condition: bool, what: str) -> None:

@@ -21,7 +21,7 @@ from django.conf import settings
 
 from sessions_app.backends.base import BackendError
 from sessions_app.backends.neonize_backend import NeonizeBackend
-from sessions_app.ids import session_dir
+from tests.whatsapp_proxy import WhatsAppProxy
 
 PHONE = "51987654321"
 
@@ -271,16 +271,42 @@ def test_exceptions_inside_neonize_callbacks_become_error_events(backend, record
     assert "DecodeError" in recorder.events[1]["message"]
 
 
-def test_a_real_connect_without_network_fails_fast(backend):
-    started = time.monotonic()
-    with pytest.raises(BackendError) as failed:
-        backend.run()
-    assert failed.value.code == "connect_failed"
-    assert "web.whatsapp.com" in failed.value.message
-    assert time.monotonic() - started < 30  # generous: only shows that it does not hang
+REAL_CONNECT = """
+import json, sys
+import django
+django.setup()
+from pathlib import Path
+from sessions_app.backends.base import BackendError
+from sessions_app.backends.neonize_backend import NeonizeBackend
+backend = NeonizeBackend("tienda_lima", Path(sys.argv[1]), lambda event: None)
+try:
+    backend.run()
+    print(json.dumps({"code": None}))
+except BackendError as exc:
+    print(json.dumps({"code": exc.code, "message": exc.message, "store": backend.store_location}))
+"""
+
+
+def test_the_real_client_dials_whatsapp_through_the_proxy_and_fails_fast_when_refused(tmp_path):
+    """The Go client reads HTTPS_PROXY from the environment its process started with: a fresh process
+    dials web.whatsapp.com:443 through the proxy, which refuses, and run() fails at once."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "whatsapp_service.settings", "ENV_FILE": os.devnull,
+           "SESSIONS_DIR": str(tmp_path / "sessions"), "CREDENTIALS_STORE": "files"}
+    with WhatsAppProxy() as proxy:
+        env["HTTPS_PROXY"] = proxy.url
+        started = time.monotonic()
+        out = subprocess.run([sys.executable, "-c", REAL_CONNECT, str(tmp_path)], cwd=settings.BASE_DIR, env=env,
+                             capture_output=True, text=True, timeout=120)
+        elapsed = time.monotonic() - started
+        assert out.returncode == 0, out.stderr
+        assert proxy.targets == ["web.whatsapp.com:443"]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["code"] == "connect_failed"
+    assert "web.whatsapp.com" in result["message"] and "unexpected EOF" in result["message"], result
+    assert elapsed < 60  # generous: only shows that it does not hang
     # The store is the session's own file in its folder (credentials in files, as in these tests).
-    assert backend.store_location == str(session_dir("tienda_lima") / "whatsmeow.sqlite3")
-    assert Path(backend.store_location).exists()
+    assert result["store"] == str(tmp_path / "sessions" / "tienda_lima" / "whatsmeow.sqlite3")
+    assert Path(result["store"]).exists()
 
 
 def test_the_supervisor_side_import_stays_light():
@@ -337,7 +363,7 @@ def started_processes(log_text: str) -> list[tuple[float, int]]:
 def test_a_failing_connect_retries_on_the_backoff_schedule_without_leaking_handles(
     service_files, transactional_db, tmp_path
 ):
-    """WhatsApp is unreachable here, so every real connect fails: the session shows `disconnected` with
+    """WhatsApp is unreachable through the test's proxy, so every real connect fails: the session shows `disconnected` with
     the error, a new process is tried on the backoff schedule, and the worker's open files stay flat."""
     from sessions_app.config_file import load_and_mirror
     from sessions_app.models import SessionStatus, WhatsAppSession
@@ -348,8 +374,10 @@ def test_a_failing_connect_retries_on_the_backoff_schedule_without_leaking_handl
     load_and_mirror()
 
     base, cap, attempts = 0.3, 1.2, 6
+    proxy = WhatsAppProxy()  # refuses every connection: the real client's connect fails at once
     env = service_env(
         WHATSAPP_BACKEND="neonize",
+        HTTPS_PROXY=proxy.url,
         SESSION_RESTART_BACKOFF_SECONDS=str(base),
         SESSION_RESTART_BACKOFF_MAX_SECONDS=str(cap),
         SESSION_POLL_SECONDS="0.05",
@@ -377,7 +405,9 @@ def test_a_failing_connect_retries_on_the_backoff_schedule_without_leaking_handl
         sampling.set()
         sampler.join()
         output = worker.output()
+    proxy.close()
     assert len(starts) >= attempts + 1, output
+    assert proxy.targets.count("web.whatsapp.com:443") >= attempts, proxy.targets  # each attempt dialed out
 
     failures = {error for status, error in statuses if status == SessionStatus.DISCONNECTED}
     assert any("connect_failure" in e and "web.whatsapp.com" in e for e in failures), statuses
