@@ -1,23 +1,24 @@
 """One group commit holds requests of every kind; each gets its own answer, on SQLite and on Postgres (where
 the checks are made inside each insert, and only the requests an insert left out are looked up after)."""
 
+import base64
 import threading
 
-import orjson
 import pytest
 from django.db import connection
 
-from messaging.intake import parse_send_pdf
+from messaging.intake import document_request
 from messaging.models import MessagePayload, OutgoingMessage
 from messaging.queue_writer import Enqueued, write_batch
-from tests.conftest import make_pdf, pdf_body
+from tests.conftest import make_pdf
 from whatsapp_service.errors import ApiError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def request(key=None, session_id="tienda_lima", seed=1):
-    return parse_send_pdf(orjson.dumps(pdf_body(session_id, pdf=make_pdf(seed=seed))), key)
+    return document_request(session_id=session_id, to="51987654321",
+                            file_base64=base64.b64encode(make_pdf(seed=seed)).decode(), idempotency_key=key)
 
 
 def test_one_batch_answers_each_request_for_itself(configured):
