@@ -15,13 +15,14 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from sessions_app.ids import InvalidSessionId
-from sessions_app.selectors import invalid_session_id_error
+from sessions_app.selectors import invalid_session_id_error, unknown_session_error
 from whatsapp_service.auth import bearer_from_header, token_matches
 from whatsapp_service.errors import ApiError
 from whatsapp_service.http_guard import send_json, too_large_message
 
 from . import intake
-from .errors import InvalidMessage, MessageRefused, MessageTooLarge
+from .errors import (IdempotencyConflict, InvalidMessage, MessageRefused, MessageTooLarge, QueueUnavailable,
+                     UnknownSession)
 from .models import MessageKind
 from .services import message_enqueue
 
@@ -55,7 +56,7 @@ ENDPOINTS = {
     ),
 }
 
-_STATUS = {InvalidMessage: 400, MessageTooLarge: 413}
+_STATUS = {InvalidMessage: 400, MessageTooLarge: 413, IdempotencyConflict: 409, QueueUnavailable: 503}
 
 
 def wants(scope) -> bool:
@@ -128,6 +129,8 @@ def _json_object(body: bytes, required: tuple[str, ...]) -> dict:
 def api_error_for(exc: Exception) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, UnknownSession):
+        return unknown_session_error(exc.session_id)
     if isinstance(exc, InvalidSessionId):
         return invalid_session_id_error()
     if isinstance(exc, MessageRefused):

@@ -1,5 +1,5 @@
-"""Why the queue did not take a message, in the domain's words. Raised by validation (messaging.intake);
-the HTTP adapter (messaging.asgi_send) gives each its status."""
+"""Why the queue did not take a message, in the domain's words. Raised by validation (messaging.intake),
+the queue writer and its storage; the HTTP adapter (messaging.asgi_send) gives each its status."""
 
 
 class MessageRefused(Exception):
@@ -20,3 +20,23 @@ class InvalidMessage(MessageRefused):
 
 class MessageTooLarge(MessageRefused):
     code = "payload_too_large"
+
+
+class UnknownSession(MessageRefused):
+    code = "unknown_session"
+
+    def __init__(self, session_id: str):
+        super().__init__(f"session {session_id!r} is not configured")
+        self.session_id = session_id
+
+
+class IdempotencyConflict(MessageRefused):
+    """The Idempotency-Key already holds a message with other content."""
+
+    code = "idempotency_conflict"
+
+
+class QueueUnavailable(MessageRefused):
+    """The commit did not happen (database down, too slow, or changed under the request): retry."""
+
+    code = "database_unavailable"

@@ -4,7 +4,6 @@ precise MessageRefused. Pure: no database, no HTTP. messaging.services.message_e
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass
 
 import orjson
 import pybase64
@@ -16,6 +15,7 @@ from whatsapp_service.phones import phone_digits
 
 from .errors import InvalidMessage, MessageTooLarge
 from .models import MessageKind
+from .queue_storage import SendRequest
 
 DEFAULT_FILE_NAME = "Comprobante.pdf"
 MAX_FILE_NAME = 200
@@ -28,23 +28,6 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,%d}" % MAX_IDEMPOTENCY_KEY)
 # Control characters other than tab and line breaks: never meant in a caption, and NUL is refused by
 # Postgres (which would fail the whole group commit).
 _CAPTION_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-@dataclass(frozen=True)
-class SendRequest:
-    session_id: str
-    to: str
-    file_name: str  # "" for a text
-    caption: str
-    data: bytes  # the PDF, or the text in UTF-8
-    sha256: str
-    idempotency_key: str | None
-    request_hash: str
-    kind: str = "document"  # or "text"
-
-    @property
-    def mimetype(self) -> str:
-        return "text/plain" if self.kind == "text" else "application/pdf"
 
 
 def pdf_too_large() -> MessageTooLarge:

@@ -8,7 +8,7 @@ from webhooks.events import message_statuses_changed
 
 from . import intake, queue_writer
 from .models import MessageKind, MessageStatus, OutgoingMessage
-from .queue_writer import Enqueued
+from .queue_storage import Enqueued
 from .wakeups import announce_soon, announce_sync
 
 CANCELLED = "cancelled"
@@ -26,7 +26,7 @@ async def message_enqueue(
     else:
         request = intake.document_request(session_id=session_id, to=to, file_base64=file_base64,
                                           file_name=file_name, caption=caption, idempotency_key=idempotency_key)
-    enqueued = await queue_writer.enqueue_async(request)
+    enqueued = await queue_writer.enqueue(request)
     if enqueued.created:
         announce_soon(request.session_id)
     return enqueued

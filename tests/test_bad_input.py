@@ -342,9 +342,10 @@ def test_a_value_the_database_refuses_fails_only_its_own_request_in_a_group_comm
     batch inserted before it is not kept twice (the batch is undone, then redone one by one)."""
     from django.db import connection
 
+    from messaging.asgi_send import api_error_for
+    from messaging.errors import InvalidMessage
     from messaging.intake import document_request
-    from messaging.queue_writer import Enqueued, write_batch
-    from whatsapp_service.errors import ApiError
+    from messaging.queue_storage import Enqueued, write_batch
 
     if connection.vendor != "postgresql":
         pytest.skip("SQLite stores NUL characters and text of any length; Postgres refuses them")
@@ -354,6 +355,6 @@ def test_a_value_the_database_refuses_fails_only_its_own_request_in_a_group_comm
 
     bad = dataclasses.replace(good[0], **refused)
     results = write_batch([good[0], bad, good[1], good[2]])
-    assert [type(r) for r in results] == [Enqueued, ApiError, Enqueued, Enqueued]
-    assert results[1].status_code == 400
+    assert [type(r) for r in results] == [Enqueued, InvalidMessage, Enqueued, Enqueued]
+    assert (api_error_for(results[1]).status_code, results[1].code) == (400, "invalid_parameters")
     assert sorted(OutgoingMessage.objects.values_list("caption", flat=True)) == ["ok 0", "ok 1", "ok 2"]

@@ -69,7 +69,7 @@ def test_a_failure_inside_the_service_is_the_contracts_500(client, auth, path, m
     async def broken(request):
         raise RuntimeError("the queue writer broke")
 
-    monkeypatch.setattr("messaging.services.queue_writer.enqueue_async", broken)
+    monkeypatch.setattr("messaging.services.queue_writer.enqueue", broken)
     with caplog.at_level(logging.ERROR, logger="messaging.asgi_send"):
         response = client.post(path, json=VALID[path], headers=auth)
     assert response.status_code == 500

@@ -7,7 +7,8 @@ import pytest
 
 from messaging.intake import document_request
 from messaging.models import OutgoingMessage
-from messaging.queue_writer import Enqueued, QueueWriter
+from messaging.queue_storage import Enqueued
+from messaging.queue_writer import QueueWriter
 from tests.conftest import make_pdf
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,11 +7,11 @@ import threading
 import pytest
 from django.db import connection
 
+from messaging.errors import IdempotencyConflict, UnknownSession
 from messaging.intake import document_request
 from messaging.models import MessagePayload, OutgoingMessage
-from messaging.queue_writer import Enqueued, write_batch
+from messaging.queue_storage import Enqueued, write_batch
 from tests.conftest import make_pdf
-from whatsapp_service.errors import ApiError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,10 +31,10 @@ def test_one_batch_answers_each_request_for_itself(configured):
         request("venta-1", seed=2),  # the same key with another PDF
         request("venta-2", session_id="tienda_cusco"),
     ])
-    assert [type(r) for r in results] == [Enqueued, ApiError, Enqueued, Enqueued, ApiError, Enqueued]
+    assert [type(r) for r in results] == [Enqueued, UnknownSession, Enqueued, Enqueued, IdempotencyConflict, Enqueued]
     assert [r.created for r in results if isinstance(r, Enqueued)] == [True, True, False, True]
-    assert (results[1].status_code, results[1].code) == (404, "unknown_session")
-    assert (results[4].status_code, results[4].code) == (409, "idempotency_conflict")
+    assert (results[1].session_id, results[1].code) == ("tienda_piura", "unknown_session")
+    assert results[4].code == "idempotency_conflict" and results[4].message
     assert results[3].message_id == results[2].message_id
     assert OutgoingMessage.objects.count() == MessagePayload.objects.count() == 3
     stored = OutgoingMessage.objects.get(message_id=results[2].message_id)
@@ -42,7 +42,7 @@ def test_one_batch_answers_each_request_for_itself(configured):
 
     later = write_batch([request("venta-1"), request("venta-1", seed=3), request(session_id="tienda_piura")])
     assert later[0] == Enqueued(results[2].message_id, False)
-    assert (later[1].status_code, later[2].status_code) == (409, 404)
+    assert (type(later[1]), type(later[2])) == (IdempotencyConflict, UnknownSession)
     assert OutgoingMessage.objects.count() == 3
 
 
