@@ -14,11 +14,11 @@ import orjson
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from core.auth import bearer_from_header, token_matches
+from core.errors import ApiError
+from core.http_guard import send_json, too_large_message
 from sessions_app.ids import InvalidSessionId
 from sessions_app.selectors import invalid_session_id_error, unknown_session_error
-from whatsapp_service.auth import bearer_from_header, token_matches
-from whatsapp_service.errors import ApiError
-from whatsapp_service.http_guard import send_json, too_large_message
 
 from . import intake
 from .errors import (IdempotencyConflict, InvalidMessage, MessageRefused, MessageTooLarge, QueueUnavailable,

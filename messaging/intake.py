@@ -10,8 +10,8 @@ import pybase64
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from core.phones import phone_digits
 from sessions_app.ids import validate_session_id
-from whatsapp_service.phones import phone_digits
 
 from .errors import InvalidMessage, MessageTooLarge
 from .models import MessageKind

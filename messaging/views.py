@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from whatsapp_service.errors import ApiError
+from core.errors import ApiError
 
 from .intake import MAX_CAPTION, MAX_TEXT
 from .selectors import message_as_json, messages_without_payload
