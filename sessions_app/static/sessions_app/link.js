@@ -46,7 +46,6 @@
   }
 
   function retryText(seconds) {
-    if (seconds <= 0) return texts.retry_now;
     if (seconds < 120) return fillAll(texts.retry_in_seconds, { seconds: seconds });
     return fillAll(texts.retry_in_minutes, { minutes: Math.floor(seconds / 60), seconds: seconds % 60 });
   }
@@ -55,7 +54,7 @@
     var deadline = Date.now() + seconds * 1000;
     function tick() {
       var left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
-      retryInEl.textContent = retryText(left) + " " + texts.retry_hint;
+      retryInEl.textContent = left > 0 ? retryText(left) + " " + texts.retry_hint : texts.retry_now;
       if (left <= 0 && countdown !== null) {
         clearInterval(countdown);
         countdown = null;
