@@ -58,6 +58,9 @@
       if (left <= 0 && countdown !== null) {
         clearInterval(countdown);
         countdown = null;
+        silence = setTimeout(function () {  // the attempt was due and nothing came: say so
+          retryInEl.textContent = texts.still_initializing;
+        }, SILENCE_MS);
       }
     }
     retryInEl.hidden = false;
