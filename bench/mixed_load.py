@@ -4,7 +4,7 @@
 `--minutes` (default 10): send-pdf posts, status reads (sessions, one session, a message) and sockets
 opening and closing. Every few seconds it samples the server's memory (RSS of the web process; PSS of the
 web process and of the session processes, so shared pages count once) and its open files; every
-`HEAP_SAMPLE_SECONDS` it asks the web process who holds its memory (SIGUSR1, whatsapp_service.stack_dump:
+`HEAP_SAMPLE_SECONDS` it asks the web process who holds its memory (SIGUSR1, core.stack_dump:
 objects the garbage collector tracks, Python's small blocks, glibc's heap in use and kept free, SQLite), to
 tell a leak (in use, growing) from fragmentation (kept free, growing) from caches (growing to a ceiling).
 At the end it waits for the queue to drain and counts what the simulated WhatsApp received.

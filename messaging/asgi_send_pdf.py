@@ -9,9 +9,9 @@ import logging
 
 from django.utils.translation import gettext as _
 
-from whatsapp_service.auth import bearer_from_header, token_matches
-from whatsapp_service.errors import ApiError
-from whatsapp_service.http_guard import send_json
+from core.auth import bearer_from_header, token_matches
+from core.errors import ApiError
+from core.http_guard import send_json
 
 from .intake import check_content_length, parse_send_pdf, too_large
 from . import wakeups

@@ -21,7 +21,7 @@ from django.db import close_old_connections, connection
 from sessions_app import session_leases, signals as session_signals
 from sessions_app.models import SessionStatus, WhatsAppSession
 from sessions_app.supervisor import CommandTimeout, SessionUnavailable
-from whatsapp_service.ttl_cache import TtlCache
+from core.ttl_cache import TtlCache
 
 from . import send_queue, wakeups
 from .outcomes import Recorder

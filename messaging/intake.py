@@ -16,8 +16,8 @@ from django.utils.translation import gettext as _
 
 from sessions_app.ids import InvalidSessionId, validate_session_id
 from sessions_app.selectors import invalid_session_id_error
-from whatsapp_service.errors import ApiError
-from whatsapp_service.phones import phone_digits
+from core.errors import ApiError
+from core.phones import phone_digits
 
 DEFAULT_FILE_NAME = "Comprobante.pdf"
 MAX_FILE_NAME = 200

@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 
 from sessions_app.models import WhatsAppSession
 from sessions_app.selectors import unknown_session_error
-from whatsapp_service.errors import ApiError
+from core.errors import ApiError
 
 from .intake import SendRequest
 from .models import MessagePayload, OutgoingMessage

@@ -6,7 +6,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from whatsapp_service.errors import ApiError
+from core.errors import ApiError
 
 from .intake import MAX_TEXT, check_content_length, parse_send_pdf, parse_send_text
 from .queue_writer import enqueue

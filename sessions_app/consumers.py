@@ -16,7 +16,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from whatsapp_service.auth import bearer_from_header, token_matches
+from core.auth import bearer_from_header, token_matches
 
 from .config_file import ConfigError
 from .ids import InvalidSessionId, validate_session_id

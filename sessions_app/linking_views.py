@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from whatsapp_service.errors import ApiError
+from core.errors import ApiError
 
 from .ids import InvalidSessionId, validate_session_id
 from .models import SessionCommand, SessionStatus, WhatsAppSession

@@ -4,7 +4,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.functions import Now
 from django.utils.translation import gettext as _
 
-from whatsapp_service.errors import ApiError
+from core.errors import ApiError
 
 from .ids import InvalidSessionId, validate_session_id
 from .models import SessionLease, WhatsAppSession

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from whatsapp_service import gc_tuning, log_format
+from core import gc_tuning, log_format
 
 from . import credential_store, protocol
 from .backends import BackendError, ClientBackend, backend_class

@@ -12,7 +12,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from whatsapp_service.errors import ApiError
+from core.errors import ApiError
 
 from .backends import backend_class
 from .ids import InvalidSessionId, validate_session_id

@@ -7,8 +7,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from whatsapp_service.errors import ApiError
-from whatsapp_service.phones import phone_digits
+from core.errors import ApiError
+from core.phones import phone_digits
 
 from . import session_commands
 from .config_file import remove_session_from_config

@@ -26,12 +26,12 @@ OFFLINE_PROXY: WhatsAppProxy | None = None
 def pytest_configure(config) -> None:
     global OFFLINE_PROXY
     OFFLINE_PROXY = WhatsAppProxy()
-    for name in ("https_proxy", "ALL_PROXY", "all_proxy"):
+    for name in ("https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
         os.environ.pop(name, None)
     os.environ["HTTPS_PROXY"] = OFFLINE_PROXY.url
-    # The tests' own clients of the service on 127.0.0.1 go direct: Python's websockets sends even ws://
-    # through HTTPS_PROXY otherwise. Nothing else is exempt (Go never proxies loopback anyway).
-    os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+    # The suite's own clients (websockets reads HTTPS_PROXY for ws:// too) reach the service directly;
+    # Go never proxies loopback, so whatsmeow is unaffected.
+    os.environ["NO_PROXY"] = "127.0.0.1,localhost"
 
 
 def need(condition: bool, what: str) -> None:

@@ -92,7 +92,7 @@ class ServiceProcess:
         return output
 
     def stack_dump(self, timeout: float = 10) -> str:
-        """What each thread and loop task of the process is doing (SIGUSR1, whatsapp_service.stack_dump)."""
+        """What each thread and loop task of the process is doing (SIGUSR1, core.stack_dump)."""
         start = len(self.output())
         self.proc.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + timeout

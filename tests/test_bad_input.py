@@ -342,7 +342,7 @@ def test_a_value_the_database_refuses_fails_only_its_own_request_in_a_group_comm
 
     from messaging.intake import parse_send_pdf
     from messaging.queue_writer import Enqueued, write_batch
-    from whatsapp_service.errors import ApiError
+    from core.errors import ApiError
 
     if connection.vendor != "postgresql":
         pytest.skip("SQLite stores NUL characters and text of any length; Postgres refuses them")

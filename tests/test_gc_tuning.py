@@ -1,4 +1,4 @@
-"""The C heap of a long-running process gives back what it no longer uses (whatsapp_service.gc_tuning)."""
+"""The C heap of a long-running process gives back what it no longer uses (core.gc_tuning)."""
 
 import subprocess
 import sys
@@ -7,7 +7,7 @@ from tests.processes import ROOT
 
 FRAGMENTED_HEAP = """
 import sys
-from whatsapp_service.gc_tuning import trim_heap
+from core.gc_tuning import trim_heap
 
 def rss_mb():
     for line in open("/proc/self/status"):

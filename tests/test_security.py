@@ -141,7 +141,7 @@ def test_the_token_is_compared_in_constant_time_on_every_entry_point(configured,
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr("whatsapp_service.auth.hmac.compare_digest", recording)
+    monkeypatch.setattr("core.auth.hmac.compare_digest", recording)
     from whatsapp_service import asgi
 
     wrong = "x" * len(token)

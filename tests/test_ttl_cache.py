@@ -1,6 +1,6 @@
-"""What a long-running process remembers per recipient stays bounded (whatsapp_service.ttl_cache)."""
+"""What a long-running process remembers per recipient stays bounded (core.ttl_cache)."""
 
-from whatsapp_service.ttl_cache import TtlCache
+from core.ttl_cache import TtlCache
 
 
 class Clock:

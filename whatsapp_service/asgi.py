@@ -16,12 +16,11 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
+from core import gc_tuning, http_guard, log_format, rate_limit, stack_dump  # noqa: E402
 from messaging import asgi_send_pdf  # noqa: E402
 from messaging.queue_writer import shutdown_writer  # noqa: E402
 from sessions_app.routing import websocket_urlpatterns  # noqa: E402
-
-from . import gc_tuning, http_guard, log_format, rate_limit, stack_dump  # noqa: E402
-from .startup import prepare_service, require_token  # noqa: E402
+from sessions_app.startup import prepare_service, require_token  # noqa: E402
 
 require_token()  # whatever server imports this refuses to start without a token
 

@@ -21,7 +21,7 @@ from prometheus_client.utils import floatToGoString
 from messaging.models import MessageStatus, OutgoingMessage
 from sessions_app.models import SessionStatus, WhatsAppSession, WorkerHeartbeat
 
-from .auth import bearer_from_header
+from core.auth import bearer_from_header
 
 LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from .log_format import logging_config
+from core.log_format import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -176,10 +176,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "core",
     # Ahead of channels: an earlier app's management command wins, and both have a `runworker`.
     "sessions_app",
     "channels",
-    "whatsapp_service",
+    "whatsapp_service",  # for its `serve` command
     "messaging",
     "webhooks",
 ]
@@ -193,9 +194,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "whatsapp_service.middleware.AdminLoginRateLimitMiddleware",
+    "core.middleware.AdminLoginRateLimitMiddleware",
     # Last: its process_exception runs first.
-    "whatsapp_service.middleware.DatabaseUnavailableMiddleware",
+    "core.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "whatsapp_service.urls"
@@ -312,11 +313,11 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["whatsapp_service.auth.StaticTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["whatsapp_service.auth.HasStaticToken"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.auth.StaticTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.auth.HasStaticToken"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "EXCEPTION_HANDLER": "whatsapp_service.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -327,11 +328,17 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [
-        "whatsapp_service.auth.StaticTokenAuthentication",
+        "core.auth.StaticTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "SERVE_PERMISSIONS": ["whatsapp_service.auth.HasStaticTokenOrStaff"],
+    "SERVE_PERMISSIONS": ["core.auth.HasStaticTokenOrStaff"],
+    # Swagger UI's (and ReDoc's) files from drf-spectacular-sidecar, served under STATIC_URL by the service
+    # itself: the default, a CDN, left /api/docs/ blank on a machine without internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+INSTALLED_APPS.append("drf_spectacular_sidecar")  # static files only; beside the settings that use them
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -344,7 +351,7 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 # LOG_FORMAT=json: one JSON object per line (production); text: readable lines (development).
 LOG_FORMAT = env("LOG_FORMAT", default="text")
-LOGGING_CONFIG = "whatsapp_service.log_format.apply"
+LOGGING_CONFIG = "core.log_format.apply"
 try:
     LOGGING = logging_config(LOG_FORMAT, env("LOG_LEVEL", default="INFO"))
 except ValueError as exc:

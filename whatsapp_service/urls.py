@@ -48,6 +48,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
 
-handler400 = "whatsapp_service.errors.handler400"
-handler404 = "whatsapp_service.errors.handler404"
-handler500 = "whatsapp_service.errors.handler500"
+handler400 = "core.errors.handler400"
+handler404 = "core.errors.handler404"
+handler500 = "core.errors.handler500"

@@ -20,7 +20,7 @@ from django.db import connections
 from sessions_app import credential_store
 from sessions_app.backends import neonize_events
 from sessions_app.backends.base import BackendError, ClientBackend
-from whatsapp_service.ttl_cache import TtlCache
+from core.ttl_cache import TtlCache
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from messaging.intake import parse_send_pdf
 from messaging.models import MessagePayload, OutgoingMessage
 from messaging.queue_writer import Enqueued, write_batch
 from tests.conftest import make_pdf, pdf_body
-from whatsapp_service.errors import ApiError
+from core.errors import ApiError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -85,7 +85,7 @@ def test_a_line_the_stream_cannot_take_costs_only_that_line():
     import io
     import logging
 
-    from whatsapp_service.log_format import BackgroundStreamHandler
+    from core.log_format import BackgroundStreamHandler
 
     raw = io.BytesIO()
     stream = io.TextIOWrapper(raw, encoding="ascii", errors="strict")

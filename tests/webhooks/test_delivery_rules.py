@@ -48,7 +48,7 @@ def test_4xx_is_final_but_408_429_and_5xx_are_retried(configured, settings, tmp_
 
 @pytest.mark.django_db
 def test_without_a_secret_nothing_is_written_and_the_service_refuses_to_start(configured, settings):
-    from whatsapp_service.startup import StartupError, prepare_service
+    from sessions_app.startup import StartupError, prepare_service
 
     settings.WEBHOOK_URLS = ["http://127.0.0.1:9/hook"]
     settings.WEBHOOK_SECRET = ""

@@ -12,8 +12,8 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from whatsapp_service import gc_tuning, stack_dump
-from whatsapp_service.startup import StartupError, prepare_service
+from core import gc_tuning, stack_dump
+from sessions_app.startup import StartupError, prepare_service
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from whatsapp_service.startup import StartupError, prepare_service
+from sessions_app.startup import StartupError, prepare_service
 
 
 class Command(BaseCommand):

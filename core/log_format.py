@@ -193,13 +193,13 @@ def logging_config(log_format: str, level: str) -> dict:
     """The LOGGING setting (Django applies it at setup)."""
     if log_format not in ("json", "text"):
         raise ValueError(f"LOG_FORMAT must be json or text, not {log_format!r}")
-    formatter = "whatsapp_service.log_format.JsonFormatter" if log_format == "json" else "whatsapp_service.log_format.TextFormatter"
+    formatter = "core.log_format.JsonFormatter" if log_format == "json" else "core.log_format.TextFormatter"
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": "whatsapp_service.log_format.ContextFilter"}},
+        "filters": {"context": {"()": "core.log_format.ContextFilter"}},
         "formatters": {"service": {"()": formatter}},
-        "handlers": {"console": {"class": "whatsapp_service.log_format.BackgroundStreamHandler",
+        "handlers": {"console": {"class": "core.log_format.BackgroundStreamHandler",
                                  "formatter": "service", "filters": ["context"]}},
         "root": {"handlers": ["console"], "level": level},
         "loggers": {

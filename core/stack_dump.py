@@ -1,6 +1,6 @@
 """`kill -USR1 <pid>` of `serve` or `runworker` writes to stderr what each of its threads and each task
 on its event loop is doing: the answer to "it runs, answers, and yet nothing moves". And what the
-garbage collector holds (whatsapp_service.gc_tuning), what Python's and C's allocators hold and what SQLite
+garbage collector holds (core.gc_tuning), what Python's and C's allocators hold and what SQLite
 holds: the answer to "its memory keeps growing", and to where. Started with PYTHONTRACEMALLOC=1, it also
 says which lines of code hold more memory than at the first dump (slow: for finding a leak, not for
 production)."""

@@ -16,7 +16,7 @@ def require_token() -> None:
         )
     if len(settings.API_STATIC_TOKEN) < 16:
         raise StartupError("API_STATIC_TOKEN is too short: use at least 16 characters.")
-    from .rate_limit import parse_rate
+    from core.rate_limit import parse_rate
 
     try:
         parse_rate(settings.API_RATE_LIMIT)
