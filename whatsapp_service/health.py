@@ -12,6 +12,8 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.errors import error_json
+
 CHANNEL_LAYER_TIMEOUT_SECONDS = 3.0
 
 
@@ -74,12 +76,5 @@ async def readyz(request):
     failing = [name for name, check in checks.items() if not check["ok"]]
     if not failing:
         return JsonResponse({"status": "ok", "checks": checks})
-    return JsonResponse(
-        {
-            "success": False,
-            "error": "not_ready",
-            "message": _("El servicio no está listo: %(checks)s.") % {"checks": ", ".join(failing)},
-            "checks": checks,
-        },
-        status=503,
-    )
+    return error_json(503, "not_ready", _("El servicio no está listo: %(checks)s.") % {"checks": ", ".join(failing)},
+                      checks=checks)
