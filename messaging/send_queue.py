@@ -9,7 +9,6 @@ expires, and the next claim takes it back, marked `resumed` so the dispatcher fi
 whether it already went out.
 """
 
-import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
 
@@ -19,6 +18,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
+from core.retry import backoff
 from sessions_app import session_leases
 from sessions_app.models import SessionLease
 from webhooks.events import message_statuses_changed
@@ -148,18 +148,13 @@ def record_failed(pk: int, owner: str, error: str) -> bool:
     return done
 
 
-def retry_delay(attempts: int) -> float:
-    """Exponential with "equal jitter": between half and all of base * 2^(attempts-1), capped."""
-    delay = min(settings.DISPATCH_RETRY_MAX_SECONDS, settings.DISPATCH_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
-    return delay / 2 + random.uniform(0, delay / 2)
-
-
 def record_retry(pk: int, owner: str, attempts: int, error: str) -> str:
     """Back off, or fail after the last attempt. Returns the new status."""
     if attempts >= settings.DISPATCH_MAX_ATTEMPTS:
         record_failed(pk, owner, error)
         return MessageStatus.FAILED
-    due = timezone.now() + timedelta(seconds=retry_delay(attempts))
+    delay = backoff(attempts, settings.DISPATCH_RETRY_BASE_SECONDS, settings.DISPATCH_RETRY_MAX_SECONDS)
+    due = timezone.now() + timedelta(seconds=delay)
     _mine(pk, owner).update(status=MessageStatus.QUEUED, error=error, next_attempt_at=due, **_release())
     return MessageStatus.QUEUED
 

@@ -16,7 +16,6 @@ schedule.
 import asyncio
 import inspect
 import logging
-import random
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,8 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from core.retry import backoff
+
 from . import protocol, session_commands, session_leases, session_process, session_state, signals, worker_heartbeat
 from .backends import backend_class
 from .models import SessionCommand, SessionStatus, WhatsAppSession
@@ -38,12 +39,6 @@ from .supervisor_leases import LeaseKeeping
 log = logging.getLogger(__name__)
 
 __all__ = ["CommandTimeout", "SessionUnavailable", "Supervisor"]
-
-
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """base * 2^(attempt-1), capped, with "equal jitter": between half and all of it."""
-    delay = min(cap, base * 2 ** max(0, attempt - 1))
-    return delay / 2 + random.uniform(0, delay / 2)
 
 
 @dataclass(eq=False)

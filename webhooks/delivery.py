@@ -27,6 +27,8 @@ import httpx
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from core.retry import backoff
+
 from . import outbox, signing
 
 log = logging.getLogger(__name__)
@@ -155,7 +157,8 @@ class Deliverer:
                 if not outcome.delivered and not outcome.permanent:
                     # The receiver is in trouble: this event waits its backoff, and the URL's other
                     # events wait behind it (outbox.urls_backing_off).
-                    delay = max(outbox.retry_delay(item.attempts + 1),
+                    delay = max(backoff(item.attempts + 1, settings.WEBHOOK_RETRY_BASE_SECONDS,
+                                        settings.WEBHOOK_RETRY_MAX_SECONDS),
                                 min(outcome.retry_in, settings.WEBHOOK_RETRY_MAX_SECONDS))
                     outcome = dataclasses.replace(outcome, retry_in=delay)
                     in_trouble = True

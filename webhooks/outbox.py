@@ -113,12 +113,6 @@ def claim(url: str, owner: str, limit: int, lease_seconds: float) -> list[Claime
     ]
 
 
-def retry_delay(attempts: int) -> float:
-    """Exponential with "equal jitter": between half and all of base * 2^(attempts-1), capped."""
-    delay = min(settings.WEBHOOK_RETRY_MAX_SECONDS, settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
-    return delay / 2 + random.uniform(0, delay / 2)
-
-
 def record(claimed: dict[int, Claimed], outcomes: list[Outcome]) -> list[int]:
     """Write the outcomes of a batch in one transaction. Returns the pks that went dead."""
     now = timezone.now()
