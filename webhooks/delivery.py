@@ -25,8 +25,9 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 
+from core.db_threads import in_db_thread
 from core.retry import backoff
 
 from . import outbox, signing
@@ -191,13 +192,7 @@ class Deliverer:
         )
 
     async def _in_db(self, fn, *args):
-        # Django refuses database calls on a thread running an event loop: one thread of its own.
-        return await asyncio.get_running_loop().run_in_executor(self._db, _with_connection, fn, *args)
-
-
-def _with_connection(fn, *args):
-    close_old_connections()
-    return fn(*args)
+        return await in_db_thread(self._db, fn, *args)
 
 
 def _retry_after(response: httpx.Response) -> float:
