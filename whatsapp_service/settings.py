@@ -330,7 +330,13 @@ SPECTACULAR_SETTINGS = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "SERVE_PERMISSIONS": ["core.auth.HasStaticTokenOrStaff"],
+    # Swagger UI's (and ReDoc's) files from drf-spectacular-sidecar, served under STATIC_URL by the service
+    # itself: the default, a CDN, left /api/docs/ blank on a machine without internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+INSTALLED_APPS.append("drf_spectacular_sidecar")  # static files only; beside the settings that use them
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
