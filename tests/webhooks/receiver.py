@@ -8,8 +8,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
+from standardwebhooks import Webhook, WebhookVerificationError
 
 # Standard Webhooks secrets (whsec_ + base64 of random bytes): one in use, the one replacing it in a
 # rotation, and one no sender has.

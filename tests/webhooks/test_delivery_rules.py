@@ -5,8 +5,7 @@ written through the real session-state path."""
 import time
 
 import pytest
-from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from sessions_app.models import SessionStatus
 from sessions_app.session_state import Change, apply_change
