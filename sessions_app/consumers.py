@@ -1,8 +1,10 @@
 """The linking socket at /ws/session/<sessionId>: events of one session, as the contract shows them.
 
-Server -> client: {"event": "status" | "qr" | "error", "data": str, ["reason": str]}. The server closes
-after "connected" and "already_connected". Events come from the channel layer group of the session
-(sessions_app.protocol.group_name), published by the worker after its database commit.
+Server -> client: {"event": "status" | "qr" | "error", "data": str}; a "disconnected" status may carry
+"reason", "error" (the last error, readable) and "retryInSeconds". The server closes after "connected" and
+"already_connected". Right after "initializing" it sends the session's state when that is not linking (a
+failed connect, a ban: link_requests.LinkState.news). Later events come from the channel layer group of
+the session (sessions_app.protocol.group_name), published by the worker after its database commit.
 """
 
 import json
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 # Close codes when the server cannot answer the handshake with an HTTP status (daphne, test communicator).
 CLOSE_FOR_STATUS = {400: 4400, 401: 4401, 403: 4403, 404: 4404}
 FORWARDED_EVENTS = {"status", "qr", "error"}
+# What a status event may carry besides its data, and the type each must have.
+STATUS_FIELDS = {"reason": str, "error": str, "retryInSeconds": int}
 
 
 def _layer_errors() -> tuple[type[BaseException], ...]:
@@ -157,9 +161,10 @@ class SessionConsumer(RefusingConsumer):
         await self.emit("status", "initializing")
         if state.status == SessionStatus.QR and state.qr:
             await self.emit("qr", state.qr)
-        elif state.status == SessionStatus.BANNED:
-            # Nothing will happen until the ban ends; say so instead of "initializing" for minutes.
-            await self.emit("status", "disconnected", "banned")
+        elif state.news is not None:
+            # Why it is not linking (a failed connect, a ban) and when it tries again: never
+            # "initializing" alone for the minutes a backoff or a ban lasts.
+            await self.send_status(state.news)
 
     async def disconnect(self, code: int) -> None:
         # Only this socket leaves; the session keeps linking for the other watchers.
@@ -193,7 +198,10 @@ class SessionConsumer(RefusingConsumer):
         if event not in FORWARDED_EVENTS or not isinstance(data, str):
             log.warning("session %s: dropped a malformed group message", self.session_id)
             return
-        await self.emit(event, data, message.get("reason"))
+        if event == "status":
+            await self.send_status(message)
+        else:
+            await self.emit(event, data)
         if event == "status" and data == "connected":
             await self.finish()
 
@@ -201,10 +209,14 @@ class SessionConsumer(RefusingConsumer):
         self.closing = True
         await self.close(code=code)
 
-    async def emit(self, event: str, data: str, reason: str | None = None) -> None:
-        payload = {"event": event, "data": data}
-        if reason:
-            payload["reason"] = reason
+    async def send_status(self, message: dict) -> None:
+        """A status event with the fields it carries that are well-formed (bool is no count of seconds)."""
+        extra = {key: message[key] for key, kind in STATUS_FIELDS.items()
+                 if isinstance(message.get(key), kind) and not isinstance(message[key], bool) and message[key] != ""}
+        await self.emit("status", message["data"], **extra)
+
+    async def emit(self, event: str, data: str, **extra) -> None:
+        payload = {"event": event, "data": data, **extra}
         if payload == self.last_sent:
             return
         self.last_sent = payload

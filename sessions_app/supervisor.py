@@ -21,7 +21,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from channels.layers import get_channel_layer
@@ -225,8 +225,8 @@ class Supervisor(LeaseKeeping):
         except Exception as exc:
             slot.starting = False
             log.exception("session %s: cannot start its process", slot.session_id)
-            self._save(slot.session_id, session_state.process_gone(f"start_failed: {exc}"))
             self._schedule_restart(slot)
+            self._save(slot.session_id, session_state.process_gone(f"start_failed: {exc}"))
             return
         slot.starting = False
         slot.epoch = epoch
@@ -254,15 +254,14 @@ class Supervisor(LeaseKeeping):
         if code == session_process.EXIT_LEASE_LOST:  # this worker could not renew in time: not a failure
             slot.next_start = time.monotonic()  # again as soon as the lease is trusted, if still held
             return
-        slot.stopped_at = timezone.now()
         if handle.kill_reason is not None:
             detail = handle.kill_reason
         elif slot.hung:
             detail = "no_heartbeat: the session process stopped answering"
         else:
             detail = f"process_exited: {session_process.describe_exit(code)}"
+        self._schedule_restart(slot, handle.started_at)  # first: the status event says when the next start is
         self._save(slot.session_id, session_state.process_gone(detail))
-        self._schedule_restart(slot, handle.started_at)
 
     def _schedule_restart(self, slot: Slot, started_at: float = 0.0) -> None:
         if self._healthy(started_at):
@@ -270,7 +269,7 @@ class Supervisor(LeaseKeeping):
         slot.failures += 1
         delay = backoff(slot.failures, settings.SESSION_RESTART_BACKOFF_SECONDS,
                         settings.SESSION_RESTART_BACKOFF_MAX_SECONDS)
-        slot.next_start = time.monotonic() + delay
+        self._plan_start(slot, delay)
         self._db.submit(_quietly, session_state.count, slot.session_id, "process_restarts")
         log.info("session %s: next start in %.1f s (attempt %d)", slot.session_id, delay, slot.failures)
 
@@ -327,12 +326,22 @@ class Supervisor(LeaseKeeping):
         """Stop on purpose; start again after `after` seconds, or (None) on a new start request."""
         slot.hold = reason
         slot.forget = slot.forget or forget
-        slot.next_start = None if after is None else time.monotonic() + after
-        slot.stopped_at = timezone.now()
+        self._plan_start(slot, after)
         log.info("session %s: %s; %s", slot.session_id, reason,
                  "waiting for a start request" if after is None else f"next start in {after:.1f} s")
         if stop:
             self._spawn_task(self._stop_process(slot))
+
+    def _plan_start(self, slot: Slot, after: float | None) -> None:
+        """The one place a stopped session's next start is decided: in `after` seconds, or (None) on a
+        start request newer than now. The row's next_attempt_at says the same to the web side, which
+        tells it to the linking socket and moves it to now by a start request."""
+        slot.stopped_at = timezone.now()
+        slot.next_start = None if after is None else time.monotonic() + after
+        if not slot.retire:  # a slot given up or removed writes nothing more about its session
+            at = None if after is None else slot.stopped_at + timedelta(seconds=after)
+            self._db.submit(_quietly, self._as_holder, slot.session_id, self.leases.get(slot.session_id),
+                            session_state.plan_attempt, slot.session_id, at)
 
     def _retire(self, slot: Slot) -> None:
         """No longer configured: stop it and forget the slot."""
