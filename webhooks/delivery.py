@@ -10,7 +10,7 @@ least its Retry-After), then its oldest event is tried again, and so on; a recei
 costs one attempt per backoff, not one per event, so it adds almost no work beside the sending.
 Events whose retry window (from when they were written) ends are `dead`, visible in the admin, which
 can redeliver them. Delivery is at least once: a worker that dies
-mid-post leaves a lease that expires, and the event goes out again (receivers dedupe by X-Webhook-Id).
+mid-post leaves a lease that expires, and the event goes out again (receivers dedupe by its webhook-id header).
 """
 
 import asyncio
