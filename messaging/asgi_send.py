@@ -14,9 +14,9 @@ import orjson
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from core.auth import bearer_from_header, token_matches
+from core.auth import check_authorization
 from core.errors import ApiError
-from core.http_guard import send_json, too_large_message
+from core.http_guard import respond, send_json, too_large_message
 from sessions_app.ids import InvalidSessionId
 from sessions_app.selectors import invalid_session_id_error, unknown_session_error
 
@@ -67,7 +67,9 @@ async def handle(scope, receive, send) -> None:
     endpoint = ENDPOINTS[scope["path"]]
     headers = dict(scope["headers"])
     try:
-        _authenticate(headers)
+        refused = check_authorization(headers.get(b"authorization"))
+        if refused is not None:
+            raise refused
         body = await _read_body(receive, headers.get(b"content-length"), endpoint)
         key = headers.get(b"idempotency-key")
         key = key.decode("latin-1") if key is not None else None
@@ -82,15 +84,6 @@ async def handle(scope, receive, send) -> None:
         return
     await send_json(send, 202, {"success": True, "message": _("Mensaje encolado para envío."),
                                 "messageId": str(accepted.message_id), "status": "queued"})
-
-
-def _authenticate(headers: dict[bytes, bytes]) -> None:
-    header = headers.get(b"authorization")
-    if not header:
-        raise ApiError(401, "missing_token", _("Falta el encabezado Authorization: Bearer <token>."))
-    token = bearer_from_header(header)
-    if token is None or not token_matches(token):
-        raise ApiError(403, "invalid_token", _("El token no es válido."))
 
 
 async def _read_body(receive, length: bytes | None, endpoint: Endpoint) -> bytes:
@@ -141,4 +134,4 @@ def api_error_for(exc: Exception) -> ApiError:
 
 async def _render_error(send, error: ApiError) -> None:
     extra = [(b"www-authenticate", b'Bearer realm="api"')] if error.status_code == 401 else []
-    await send_json(send, error.status_code, error.body(), extra)
+    await respond(send, error.status_code, error.code, error.message, extra)

@@ -30,8 +30,8 @@ class WhatsAppSessionAdmin(admin.ModelAdmin):
     list_display = ("session_id", "description", "status", "phone", "last_error", "updated_at", "link_button")
     list_filter = ("status", "in_config")
     search_fields = ("session_id", "description", "phone")
-    readonly_fields = ("status", "phone", "qr", "qr_updated_at", "last_error", "reconnects", "process_restarts",
-                       "created_at", "updated_at")
+    readonly_fields = ("status", "status_reason", "phone", "qr", "qr_updated_at", "last_error", "next_attempt_at",
+                       "reconnects", "process_restarts", "created_at", "updated_at")
 
     @admin.display(description=_("Vincular"))
     def link_button(self, obj: WhatsAppSession) -> str:

@@ -1,11 +1,12 @@
 """The linking socket at /ws/session/<sessionId>: events of one session, as the contract shows them.
 
-Server -> client: {"event": "status" | "qr" | "error", "data": str, ["reason": str]}. The server closes
-after "connected" and "already_connected". Events come from the channel layer group of the session
-(sessions_app.protocol.group_name), published by the worker after its database commit.
+Server -> client: {"event": "status" | "qr" | "error", "data": str}; a "disconnected" status may carry
+"reason", "error" (the last error, readable) and "retryInSeconds". The server closes after "connected" and
+"already_connected". Right after "initializing" it sends the session's state when that is not linking (a
+failed connect, a ban: link_requests.LinkState.news). Later events come from the channel layer group of
+the session (sessions_app.protocol.group_name), published by the worker after its database commit.
 """
 
-import json
 import logging
 from urllib.parse import parse_qs, urlparse
 
@@ -14,7 +15,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from core.auth import bearer_from_header, token_matches
+from core.auth import bearer_from_header, invalid_token, token_matches
+from core.errors import error_bytes
 
 from .config_file import ConfigError
 from .ids import InvalidSessionId, validate_session_id
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 # Close codes when the server cannot answer the handshake with an HTTP status (daphne, test communicator).
 CLOSE_FOR_STATUS = {400: 4400, 401: 4401, 403: 4403, 404: 4404}
 FORWARDED_EVENTS = {"status", "qr", "error"}
+# What a status event may carry besides its data, and the type each must have.
+STATUS_FIELDS = {"reason": str, "error": str, "retryInSeconds": int}
 
 
 def _layer_errors() -> tuple[type[BaseException], ...]:
@@ -68,9 +72,10 @@ def authenticate(scope) -> tuple[int, str, str] | None:
     else:
         token = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token") or [None])[-1]
     if header is not None or token is not None:
-        if token is not None and token_matches(token):
+        if token_matches(token):
             return None
-        return 403, "invalid_token", _("El token no es válido.")
+        refused = invalid_token()
+        return refused.status_code, refused.code, refused.message
     user = scope.get("user")
     if user is not None and user.is_authenticated:
         if user.is_active and user.is_staff and _same_origin(scope):
@@ -84,7 +89,7 @@ class RefusingConsumer(AsyncJsonWebsocketConsumer):
         """Refuse at the handshake: an HTTP answer with the API's error shape where the server can send
         one (uvicorn), a close before accept elsewhere."""
         if "websocket.http.response" in self.scope.get("extensions", {}):
-            body = json.dumps({"success": False, "error": code, "message": message}).encode()
+            body = error_bytes(code, message)
             await self.base_send(
                 {
                     "type": "websocket.http.response.start",
@@ -157,9 +162,10 @@ class SessionConsumer(RefusingConsumer):
         await self.emit("status", "initializing")
         if state.status == SessionStatus.QR and state.qr:
             await self.emit("qr", state.qr)
-        elif state.status == SessionStatus.BANNED:
-            # Nothing will happen until the ban ends; say so instead of "initializing" for minutes.
-            await self.emit("status", "disconnected", "banned")
+        elif state.news is not None:
+            # Why it is not linking (a failed connect, a ban) and when it tries again: never
+            # "initializing" alone for the minutes a backoff or a ban lasts.
+            await self.send_status(state.news)
 
     async def disconnect(self, code: int) -> None:
         # Only this socket leaves; the session keeps linking for the other watchers.
@@ -193,7 +199,10 @@ class SessionConsumer(RefusingConsumer):
         if event not in FORWARDED_EVENTS or not isinstance(data, str):
             log.warning("session %s: dropped a malformed group message", self.session_id)
             return
-        await self.emit(event, data, message.get("reason"))
+        if event == "status":
+            await self.send_status(message)
+        else:
+            await self.emit(event, data)
         if event == "status" and data == "connected":
             await self.finish()
 
@@ -201,10 +210,14 @@ class SessionConsumer(RefusingConsumer):
         self.closing = True
         await self.close(code=code)
 
-    async def emit(self, event: str, data: str, reason: str | None = None) -> None:
-        payload = {"event": event, "data": data}
-        if reason:
-            payload["reason"] = reason
+    async def send_status(self, message: dict) -> None:
+        """A status event with the fields it carries that are well-formed (bool is no count of seconds)."""
+        extra = {key: message[key] for key, kind in STATUS_FIELDS.items()
+                 if isinstance(message.get(key), kind) and not isinstance(message[key], bool) and message[key] != ""}
+        await self.emit("status", message["data"], **extra)
+
+    async def emit(self, event: str, data: str, **extra) -> None:
+        payload = {"event": event, "data": data, **extra}
         if payload == self.last_sent:
             return
         self.last_sent = payload

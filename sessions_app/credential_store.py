@@ -16,6 +16,7 @@ The Postgres location is a lib/pq URL holding the database password: never log i
 import hashlib
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -168,15 +169,16 @@ def location(session_id: str, store: str | None = None) -> str:
     return str(folder / WHATSMEOW_FILE)
 
 
-def redacted(location_: str) -> str:
-    """A location fit for a log line: the password replaced by ***."""
-    if not location_.startswith("postgres"):
-        return location_
-    scheme, _, rest = location_.partition("://")
-    userinfo, at, hostpart = rest.partition("@")
-    if not at:
-        return location_
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{hostpart}" if ":" in userinfo else location_
+# A URL's `user:password@` (any scheme: the store's postgres://, a session's socks5:// proxy) and
+# libpq's `password=...`, wherever they appear in a text (a Go error message may quote either).
+_URL_PASSWORD = re.compile(r"""(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@"']*):[^\s"']*@""")
+_KEY_PASSWORD = re.compile(r"""(?i)\b(password\s*=\s*)('[^']*'|[^\s"']+)""")
+
+
+def redacted(text: str) -> str:
+    """A location, or any text that may quote one, fit for a log line or an answer: every password
+    replaced by ***."""
+    return _KEY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", text))
 
 
 def whatsmeow_file(session_id: str) -> Path:

@@ -11,17 +11,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from core.errors import ApiError
+from core.errors import ApiError, error_json
 
 from .ids import InvalidSessionId, validate_session_id
 from .models import SessionCommand, SessionStatus, WhatsAppSession
 from .qr_image import qr_svg
 from .selectors import get_configured_session
 from .views import ask_worker, clean_phone
-
-
-def _json_error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"success": False, "error": code, "message": message}, status=status)
 
 
 def staff_json(view):
@@ -31,7 +27,7 @@ def staff_json(view):
     def wrapped(request: HttpRequest, *args, **kwargs):
         user = request.user
         if not (user.is_active and user.is_staff):
-            return _json_error(403, "forbidden", _("Inicie sesión como personal del administrador."))
+            return error_json(403, "forbidden", _("Inicie sesión como personal del administrador."))
         return view(request, *args, **kwargs)
 
     return wrapped
@@ -45,7 +41,7 @@ def page_texts() -> dict[str, object]:
         "qr": _("Escanee el código QR con WhatsApp en su teléfono."),
         "connected": _("¡Listo! El número quedó conectado."),
         "already_connected": _("Este número ya está conectado."),
-        "disconnected": _("La sesión se desconectó."),
+        "disconnected": _("La sesión está desconectada."),
         "reasons": {
             "qr_timeout": _("El código QR expiró sin ser escaneado."),
             "logged_out": _("El teléfono cerró la sesión o rechazó la vinculación."),
@@ -56,6 +52,12 @@ def page_texts() -> dict[str, object]:
             "keepalive_timeout": _("Se perdió la conexión con WhatsApp."),
             "stopped": _("La sesión está detenida."),
         },
+        "cause": _("Causa: %(detail)s"),
+        "retry_in_seconds": _("Nuevo intento automático en %(seconds)s s."),
+        "retry_in_minutes": _("Nuevo intento automático en %(minutes)s min %(seconds)s s."),
+        "retry_now": _("Nuevo intento en curso…"),
+        "retry_hint": _("Pulse Reintentar para intentarlo ahora."),
+        "still_initializing": _("WhatsApp todavía no responde. Puede seguir esperando o pulsar Reintentar."),
         "error": _("No se pudo vincular: %(detail)s"),
         "socket_closed": _("Se perdió la conexión con el servidor."),
         "refused": _("El servidor rechazó la conexión: inicie sesión de nuevo en el administrador."),
@@ -107,14 +109,14 @@ def link_qr(request: HttpRequest, session_id: str) -> HttpResponse:
     try:
         validate_session_id(session_id)
     except InvalidSessionId:
-        return _json_error(400, "invalid_session_id", _("El id de sesión debe tener de 1 a 64 letras, dígitos, '_' o '-'."))
+        return error_json(400, "invalid_session_id", _("El id de sesión debe tener de 1 a 64 letras, dígitos, '_' o '-'."))
     qr = (
         WhatsAppSession.objects.filter(session_id=session_id, status=SessionStatus.QR)
         .values_list("qr", flat=True)
         .first()
     )
     if not qr:
-        return _json_error(404, "no_pending_qr", _("No hay un código QR pendiente para esta sesión."))
+        return error_json(404, "no_pending_qr", _("No hay un código QR pendiente para esta sesión."))
     return HttpResponse(qr_svg(qr), content_type="image/svg+xml")
 
 
@@ -128,5 +130,5 @@ def link_pairing_code(request: HttpRequest, session_id: str) -> HttpResponse:
         phone = clean_phone(request.POST.get("phone"))
         result = ask_worker(session_id, SessionCommand.Kind.PAIRING_CODE, {"phone": phone})
     except ApiError as exc:
-        return JsonResponse(exc.body(), status=exc.status_code)
+        return error_json(exc.status_code, exc.code, exc.message)
     return JsonResponse({"code": result["code"]})

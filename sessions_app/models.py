@@ -24,6 +24,12 @@ class WhatsAppSession(models.Model):
     qr = models.TextField(_("QR pendiente"), blank=True, default="")
     qr_updated_at = models.DateTimeField(_("QR actualizado"), null=True, blank=True)
     last_error = models.TextField(_("último error"), blank=True, default="")
+    # Why the status is what it is (a status event's reason: connect_failure, qr_timeout, ...), "" when
+    # it needs none.
+    status_reason = models.CharField(_("motivo"), max_length=32, blank=True, default="")
+    # When the worker will try to start the session again by itself (restart backoff, stream replaced,
+    # end of a ban); None while a process runs or while it waits for a start request.
+    next_attempt_at = models.DateTimeField(_("próximo intento"), null=True, blank=True)
     # From sessions.config.json ("webhookUrls"): receivers of this session's status webhooks,
     # besides WEBHOOK_URLS.
     webhook_urls = models.JSONField(_("webhooks"), default=list, blank=True)

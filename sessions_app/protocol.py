@@ -3,10 +3,11 @@
 Every message is a plain dict (pickled by multiprocessing.Connection), so both sides stay simple and a
 message from a crashed or foreign process can be checked with `kind(msg)`.
 
-Supervisor -> session process (commands). Those with `req_id` get exactly one `reply`:
+Supervisor -> session process (commands). Those with `req_id` get exactly one `reply`. The backend's
+commands, with their results and error codes, are the contract of sessions_app.backends.base:
     {"cmd": "send_document", "req_id": int, "to": "51987654321", "data": bytes, "file_name": str,
      "mimetype": "application/pdf", "caption": str}
-        -> reply result {"wa_message_id": str, "timestamp": float (unix seconds, server's)}
+        -> reply result {"wa_message_id": str, "timestamp": float}
     {"cmd": "send_text", "req_id": int, "to": "51987654321", "text": str}  -> reply as send_document
     {"cmd": "check_numbers", "req_id": int, "numbers": ["51987654321", ...]}
         -> reply result {"51987654321": true, ...}
@@ -24,20 +25,12 @@ Supervisor -> session process (commands). Those with `req_id` get exactly one `r
 
 Session process -> supervisor (events):
     {"event": "reply", "req_id": int, "ok": bool, "result": dict | None, "error": str | None,
-     "error_code": str | None}      # error_code e.g. "not_connected", "not_on_whatsapp", "timeout"
+     "error_code": str | None}      # error_code: the BackendError's code, or "unknown_command", "error"
     {"event": "heartbeat"}                                           # every HEARTBEAT_SECONDS
-    {"event": "qr", "data": "<qr string>"}
-    {"event": "qr_timeout"}                                          # the codes ran out unscanned
-    {"event": "paired", "phone": "51987654321"}
-    {"event": "connected", "phone": "51987654321"}
-    {"event": "disconnected", "reason": str | None}                  # transient; may reconnect
-    {"event": "logged_out", "reason": str}                          # device removed: no reconnect
-    {"event": "stream_replaced"}
-    {"event": "temporary_ban", "code": int, "expire_seconds": int}
-    {"event": "connect_failure", "reason": str, "message": str}
-    {"event": "keepalive_timeout"} / {"event": "keepalive_restored"}
-    {"event": "receipt", "message_ids": [str], "type": "delivered" | "read" | "played", "timestamp": float}
-    {"event": "error", "message": str}                               # e.g. an exception in a handler
+    every event a backend emits, as it emitted it: qr, qr_timeout, paired, connected, disconnected,
+    logged_out, stream_replaced, temporary_ban, connect_failure, keepalive_timeout, keepalive_restored,
+    receipt, error (their fields and reasons: sessions_app.backends.base); and connect_failure with the
+    BackendError's code as reason when run() could not connect.
 
 Channel layer, group `session.<id>` (see group_name), after the database commit:
     {"type": "session.event", "event": "status" | "qr" | "error", "data": str, "reason": str (optional)}

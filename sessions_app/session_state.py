@@ -8,6 +8,7 @@ the status: the row never says `connected` unless the client said so and is stil
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 
 from asgiref.sync import async_to_sync
@@ -19,23 +20,13 @@ from django.utils import timezone
 from . import credential_store, signals
 from .models import SessionStatus, WhatsAppSession
 from .protocol import group_name, kind
+from .status_news import ANNOUNCED, status_event
 
 log = logging.getLogger(__name__)
 
 Publisher = Callable[[str, dict], None]
 # Statuses only a running session process can justify.
 LIVE_STATUSES = [SessionStatus.INITIALIZING, SessionStatus.QR, SessionStatus.CONNECTED]
-
-# What a status becomes on the WebSocket (the contract's statuses), and the reason it implies.
-_ANNOUNCED = {
-    SessionStatus.INITIALIZING: ("initializing", None),
-    SessionStatus.CONNECTED: ("connected", None),
-    SessionStatus.DISCONNECTED: ("disconnected", None),
-    SessionStatus.LOGGED_OUT: ("disconnected", "logged_out"),
-    SessionStatus.BANNED: ("disconnected", "banned"),
-    SessionStatus.STOPPED: ("disconnected", "stopped"),
-}
-
 
 def publish_to_group(session_id: str, message: dict) -> None:
     """Send to the session's group from synchronous code outside any event loop."""
@@ -112,12 +103,22 @@ def apply_change(session_id: str, change: Change, publish: Publisher = publish_t
         if row is None:
             return
         old_status = row.status
+        reason = None
+        if change.status is not None:
+            reason = change.reason or ANNOUNCED.get(change.status, (None, None))[1]
+        # A Go error may quote the store's URL: its password never reaches the row, the API or a socket.
+        wanted = {"status": change.status, "phone": change.phone, "qr": change.qr,
+                  "last_error": None if change.last_error is None else credential_store.redacted(change.last_error)}
+        if change.status is not None:
+            wanted["status_reason"] = reason or ""
         fields = []
-        for name in ("status", "phone", "qr", "last_error"):
-            value = getattr(change, name)
+        for name, value in wanted.items():
             if value is not None and getattr(row, name) != value:
                 setattr(row, name, value)
                 fields.append(name)
+        if change.status in LIVE_STATUSES and row.next_attempt_at is not None:
+            row.next_attempt_at = None  # a process runs: no attempt is waiting to be made
+            fields.append("next_attempt_at")
         if "qr" in fields:
             row.qr_updated_at = timezone.now()
             fields.append("qr_updated_at")
@@ -125,13 +126,9 @@ def apply_change(session_id: str, change: Change, publish: Publisher = publish_t
             row.save(update_fields=fields + ["updated_at"])
         messages = []
         if change.status is not None and change.status != old_status:
-            announced, implied_reason = _ANNOUNCED.get(change.status, (None, None))
-            reason = change.reason or implied_reason
-            if announced is not None:
-                message = {"type": "session.event", "event": "status", "data": announced}
-                if reason and announced == "disconnected":
-                    message["reason"] = reason
-                messages.append(message)
+            event = status_event(row)
+            if event is not None:
+                messages.append({"type": "session.event", **event})
             signals.session_status_recorded.send(
                 sender=WhatsAppSession, session_id=session_id, status=change.status, reason=reason,
                 phone=row.phone, webhook_urls=row.webhook_urls,
@@ -148,7 +145,7 @@ def apply_change(session_id: str, change: Change, publish: Publisher = publish_t
         if change.qr:
             messages.append({"type": "session.event", "event": "qr", "data": change.qr})
         if change.error:
-            messages.append({"type": "session.event", "event": "error", "data": change.error})
+            messages.append({"type": "session.event", "event": "error", "data": credential_store.redacted(change.error)})
         for message in messages:
             transaction.on_commit(partial(_publish_safely, publish, session_id, message))
 
@@ -186,6 +183,11 @@ def mark_stopped(session_id: str, publish: Publisher = publish_to_group) -> None
     logged-out, banned or disconnected one keeps saying why."""
     if WhatsAppSession.objects.filter(pk=session_id, status__in=LIVE_STATUSES).exists():
         apply_change(session_id, Change(status=SessionStatus.STOPPED, qr=""), publish)
+
+
+def plan_attempt(session_id: str, at: datetime | None) -> None:
+    """When the worker will start the session again by itself (None: not before a start request)."""
+    WhatsAppSession.objects.filter(pk=session_id).update(next_attempt_at=at)
 
 
 def waits_for_new_link(row: WhatsAppSession) -> bool:

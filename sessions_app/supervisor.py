@@ -16,18 +16,19 @@ schedule.
 import asyncio
 import inspect
 import logging
-import random
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections
 from django.utils import timezone
+
+from core.db_threads import in_db_thread, with_fresh_connection
+from core.retry import backoff
 
 from . import protocol, session_commands, session_leases, session_process, session_state, signals, worker_heartbeat
 from .backends import backend_class
@@ -38,12 +39,6 @@ from .supervisor_leases import LeaseKeeping
 log = logging.getLogger(__name__)
 
 __all__ = ["CommandTimeout", "SessionUnavailable", "Supervisor"]
-
-
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """base * 2^(attempt-1), capped, with "equal jitter": between half and all of it."""
-    delay = min(cap, base * 2 ** max(0, attempt - 1))
-    return delay / 2 + random.uniform(0, delay / 2)
 
 
 @dataclass(eq=False)
@@ -225,8 +220,8 @@ class Supervisor(LeaseKeeping):
         except Exception as exc:
             slot.starting = False
             log.exception("session %s: cannot start its process", slot.session_id)
-            self._save(slot.session_id, session_state.process_gone(f"start_failed: {exc}"))
             self._schedule_restart(slot)
+            self._save(slot.session_id, session_state.process_gone(f"start_failed: {exc}"))
             return
         slot.starting = False
         slot.epoch = epoch
@@ -254,15 +249,14 @@ class Supervisor(LeaseKeeping):
         if code == session_process.EXIT_LEASE_LOST:  # this worker could not renew in time: not a failure
             slot.next_start = time.monotonic()  # again as soon as the lease is trusted, if still held
             return
-        slot.stopped_at = timezone.now()
         if handle.kill_reason is not None:
             detail = handle.kill_reason
         elif slot.hung:
             detail = "no_heartbeat: the session process stopped answering"
         else:
             detail = f"process_exited: {session_process.describe_exit(code)}"
+        self._schedule_restart(slot, handle.started_at)  # first: the status event says when the next start is
         self._save(slot.session_id, session_state.process_gone(detail))
-        self._schedule_restart(slot, handle.started_at)
 
     def _schedule_restart(self, slot: Slot, started_at: float = 0.0) -> None:
         if self._healthy(started_at):
@@ -270,7 +264,7 @@ class Supervisor(LeaseKeeping):
         slot.failures += 1
         delay = backoff(slot.failures, settings.SESSION_RESTART_BACKOFF_SECONDS,
                         settings.SESSION_RESTART_BACKOFF_MAX_SECONDS)
-        slot.next_start = time.monotonic() + delay
+        self._plan_start(slot, delay)
         self._db.submit(_quietly, session_state.count, slot.session_id, "process_restarts")
         log.info("session %s: next start in %.1f s (attempt %d)", slot.session_id, delay, slot.failures)
 
@@ -327,12 +321,22 @@ class Supervisor(LeaseKeeping):
         """Stop on purpose; start again after `after` seconds, or (None) on a new start request."""
         slot.hold = reason
         slot.forget = slot.forget or forget
-        slot.next_start = None if after is None else time.monotonic() + after
-        slot.stopped_at = timezone.now()
+        self._plan_start(slot, after)
         log.info("session %s: %s; %s", slot.session_id, reason,
                  "waiting for a start request" if after is None else f"next start in {after:.1f} s")
         if stop:
             self._spawn_task(self._stop_process(slot))
+
+    def _plan_start(self, slot: Slot, after: float | None) -> None:
+        """The one place a stopped session's next start is decided: in `after` seconds, or (None) on a
+        start request newer than now. The row's next_attempt_at says the same to the web side, which
+        tells it to the linking socket and moves it to now by a start request."""
+        slot.stopped_at = timezone.now()
+        slot.next_start = None if after is None else time.monotonic() + after
+        if not slot.retire:  # a slot given up or removed writes nothing more about its session
+            at = None if after is None else slot.stopped_at + timedelta(seconds=after)
+            self._db.submit(_quietly, self._as_holder, slot.session_id, self.leases.get(slot.session_id),
+                            session_state.plan_attempt, slot.session_id, at)
 
     def _retire(self, slot: Slot) -> None:
         """No longer configured: stop it and forget the slot."""
@@ -395,7 +399,7 @@ class Supervisor(LeaseKeeping):
 
     # -- database and channel layer ----------------------------------------------------------------
     async def _in_db(self, fn, *args):
-        return await self.loop.run_in_executor(self._db, partial(_with_fresh_connection, fn, *args))
+        return await in_db_thread(self._db, fn, *args)
 
     def _save(self, session_id: str, change: session_state.Change) -> None:
         self._db.submit(_quietly, session_state.apply_change, session_id, change, self._publish)
@@ -448,15 +452,10 @@ class Supervisor(LeaseKeeping):
         self._writers.shutdown(wait=False)
 
 
-def _with_fresh_connection(fn, *args):
-    close_old_connections()
-    return fn(*args)
-
-
 def _quietly(fn, *args) -> None:
     """For work nobody awaits: log its failure instead of losing it in a Future."""
     try:
-        _with_fresh_connection(fn, *args)
+        with_fresh_connection(fn, *args)
     except Exception:
         log.exception("supervisor: %s failed", getattr(fn, "__name__", fn))
 

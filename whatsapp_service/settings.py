@@ -78,6 +78,8 @@ SESSION_HEALTHY_SECONDS = env.float("SESSION_HEALTHY_SECONDS", default=60.0)
 SESSION_STREAM_REPLACED_WAIT_SECONDS = env.float("SESSION_STREAM_REPLACED_WAIT_SECONDS", default=60.0)
 # A session process sending more messages than this in one second is flooding its pipe: killed, restarted.
 SESSION_MAX_MESSAGES_PER_SECOND = env.int("SESSION_MAX_MESSAGES_PER_SECOND", default=2000)
+# Opening the linking socket moves a failing session's next attempt to now, at most once this often.
+LINK_RETRY_MIN_SECONDS = env.float("LINK_RETRY_MIN_SECONDS", default=5.0)
 # How often the supervisor looks for new sessions, start requests and commands.
 SESSION_POLL_SECONDS = env.float("SESSION_POLL_SECONDS", default=0.5)
 # A stopping session process gets this long before it is terminated, then killed.

@@ -1,9 +1,40 @@
-"""The client-backend boundary: one WhatsApp client inside one session process.
+"""The client-backend contract: one WhatsApp client inside one session process.
 
-Two implementations behave the same from the outside: `neonize` (real WhatsApp through neonize 0.5.2)
-and `simulator` (no network). The session process (sessions_app.session_process) owns exactly one
-backend, runs `run()` on its main thread, executes commands from the supervisor on another thread, and
-forwards every event the backend emits through the pipe (formats in sessions_app.protocol).
+Two backends keep it: `neonize` (real WhatsApp through neonize 0.5.2, whatsmeow underneath) and
+`simulator` (no network; where they could differ it does what neonize really does, ../shared/NEONIZE.md).
+tests/sessions_app/test_backend_conformance.py drives both through the same scenarios and expects the
+same events, results and error codes: a difference between them is a bug in one of them.
+
+The session process (sessions_app.session_process) owns one backend, runs `run()` on its main thread,
+runs the commands (the methods below) on another thread, and forwards every event the backend emits
+through the pipe (sessions_app.protocol). A command that fails raises BackendError; its `code` reaches
+the supervisor as the reply's `error_code`. Every command raises `not_connected` once stop() was called.
+
+Events, the dicts a backend passes to `emit` ("event" is the name; the other keys are its fields):
+    qr               data: "2@<ref>,<noise key>,<identity key>,<secret>"  a code to scan while not linked;
+                     a new one replaces it (the first lives 60 s, each next 20 s, about 6 in all)
+    qr_timeout       the codes ran out unscanned; the client gives up                       (terminal)
+    paired           phone: "51987654321"  the phone scanned a code or entered a pairing code; the
+                     device is stored and `connected` follows
+    connected        phone: "51987654321", or None when the store does not know it yet
+    disconnected     reason: "connection_lost"  transient: the client reconnects by itself
+    logged_out       reason: "logout" (the logout command), "device_removed" (the phone unlinked this
+                     device: whatsmeow's 401), "main_device_gone" (403), "unknown_logout" (406).
+                     The device is unlinked and its credentials are deleted; no reconnect      (terminal)
+    stream_replaced  another connection took the number; no reconnect                       (terminal)
+    temporary_ban    code: WhatsApp's (101 sent to too many people, 102 blocked by users, 103 created
+                     too many groups, 104 sent too many of the same message, 106 broadcast list),
+                     expire_seconds: int; no reconnect                                      (terminal)
+    connect_failure  reason: str (whatsmeow's, lower case: "service_unavailable", ...), message: str;
+                     the server refused the connection
+    keepalive_timeout / keepalive_restored   the server stopped answering pings / answers again
+    receipt          message_ids: [str], type: "delivered" | "read" | "played", timestamp: float (whole
+                     seconds): the recipient's phone about messages this session sent. What this
+                     account's own devices do (reading or playing an incoming message) is no receipt.
+    error            message: str  something failed inside the backend (e.g. in an event handler); the
+                     client goes on
+After a terminal event the client stays down until stop(): commands that need a connection raise
+`not_connected`. The supervisor's policy for each event is in sessions_app.supervisor.
 """
 
 import abc
@@ -12,7 +43,7 @@ from pathlib import Path
 
 
 class BackendError(Exception):
-    """A command failed; `code` is machine-readable (not_connected, not_on_whatsapp, timeout, ...)."""
+    """A command failed; `code` is machine-readable (see each command of ClientBackend)."""
 
     def __init__(self, code: str, message: str):
         super().__init__(message)
@@ -26,37 +57,50 @@ class ClientBackend(abc.ABC):
     def __init__(self, session_id: str, store_dir: Path, emit: Callable[[dict], None]):
         self.session_id = session_id  # already validated
         self.store_dir = store_dir  # sessions/<id>/, created with mode 0700 before the backend starts
-        self.emit = emit  # thread-safe; takes an event dict of sessions_app.protocol
+        self.emit = emit  # thread-safe; takes an event dict (module docstring)
 
     @abc.abstractmethod
     def run(self) -> None:
-        """Connect and block for the client's whole life, emitting events. Returns after stop().
-        Raises BackendError when the connection cannot be made (the process then exits and the
-        supervisor starts a new one after a backoff, so nothing a failed attempt leaked survives)."""
+        """Connect and block for the client's whole life, emitting events: `qr` codes while not linked,
+        `connected` at once when the store holds a device. Returns after stop() (and may return by
+        itself after qr_timeout or logged_out). Raises BackendError("connect_failed") when the
+        connection cannot be made (the process then exits and the supervisor starts a new one after a
+        backoff, so nothing a failed attempt leaked survives)."""
 
     @abc.abstractmethod
     def send_document(self, to: str, data: bytes, file_name: str, mimetype: str, caption: str) -> dict:
-        """Send and wait for the server's ack: {"wa_message_id": str, "timestamp": float}."""
+        """Send `data` as a document (file name, mimetype and caption as given: nothing in the caption
+        becomes a mention or starts a lookup) and wait for the server's ack.
+        -> {"wa_message_id": "3EB0...", "timestamp": float (the server's, whole unix seconds)}.
+        Errors: not_connected; not_on_whatsapp (the number has no WhatsApp); check_failed (the number
+        could not be looked up); send_failed (the upload or the send failed: may be retried)."""
 
     @abc.abstractmethod
     def send_text(self, to: str, text: str) -> dict:
-        """Send a text message and wait for the server's ack: {"wa_message_id": str, "timestamp": float}."""
+        """Send `text` as written and wait for the server's ack; result and errors as send_document."""
 
     @abc.abstractmethod
     def check_numbers(self, numbers: list[str]) -> dict[str, bool]:
-        """Which of these numbers (digits with country code, no '+') are on WhatsApp."""
+        """Which of these numbers (digits with country code, '+' tolerated) are on WhatsApp, keyed as
+        given. Errors: not_connected; check_failed."""
 
     @abc.abstractmethod
     def pairing_code(self, phone: str) -> str:
-        """Link by code instead of QR; valid while run() is waiting for a link."""
+        """Link by code instead of QR: -> "XXXX-XXXX" (8 of 123456789ABCDEFGHJKLMNPQRSTVWXYZ), to enter on
+        the phone of `phone`; `paired` and `connected` follow once it is entered. Only while waiting for
+        a link (after the first `qr`, before `paired`). Errors: not_waiting_for_link (not linking:
+        linked, connected, logged out, ...); pairing_failed (WhatsApp refused, e.g. a number without its
+        country code); not_connected (stopped)."""
 
     @abc.abstractmethod
     def logout(self) -> None:
-        """Unlink the device and delete its credentials."""
+        """Unlink the device and delete its credentials; emits logged_out (reason "logout"). WhatsApp
+        must be told, so only while connected. Errors: not_connected (nothing changed: the caller may
+        delete the credentials itself, as the supervisor does); logout_failed (WhatsApp refused)."""
 
     @abc.abstractmethod
     def stop(self) -> None:
-        """Make run() return soon."""
+        """Make run() return soon; no connection event follows."""
 
     # A backend whose outside world is simulated (the simulator's phone) can be driven through the
     # supervisor: `take_controls(session_ids)` (run on the supervisor's database thread) returns the

@@ -167,13 +167,22 @@ class NeonizeBackend(ClientBackend):
     # ----- commands (called from the session process's command thread) -----------------------------
 
     def send_document(self, to: str, data: bytes, file_name: str, mimetype: str, caption: str) -> dict:
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import DocumentMessage, Message
+        from neonize.utils.enum import MediaType
+
         with self._go_call(need_connection=True):
             jid = self._resolve(to)
             try:
-                # mimetype given, so neonize does not ask libmagic; bytes, so nothing is read from disk.
-                response = self.client.send_document(
-                    jid, data, caption=caption or None, filename=file_name, mimetype=mimetype
+                # Built here, not by neonize's send_document: that one scans the caption for "@digits"
+                # (mentions made up) and "...@g.us" (a group lookup over the network on every send).
+                upload = self.client.upload(data, MediaType.MediaDocument)
+                document = DocumentMessage(
+                    URL=upload.url, directPath=upload.DirectPath, mediaKey=upload.MediaKey,
+                    fileEncSHA256=upload.FileEncSHA256, fileSHA256=upload.FileSHA256,
+                    fileLength=upload.FileLength, mimetype=mimetype, fileName=file_name,
+                    caption=caption or None,
                 )
+                response = self.client.send_message(jid, Message(documentMessage=document))
             except Exception as exc:
                 raise BackendError("send_failed", f"{type(exc).__name__}: {exc}") from exc
         return {"wa_message_id": response.ID, "timestamp": float(response.Timestamp)}
@@ -194,14 +203,14 @@ class NeonizeBackend(ClientBackend):
     def check_numbers(self, numbers: list[str]) -> dict[str, bool]:
         with self._go_call(need_connection=True):
             found = self._lookup(numbers)
-        return {number: number in found for number in numbers}
+        return {number: _digits(number) in found for number in numbers}
 
     def pairing_code(self, phone: str) -> str:
         digits = _digits(phone)
         with self._go_call(need_connection=False):
             if not self._awaiting_link:
                 # PairPhone needs the client waiting for a link (after its first QR), not linked yet.
-                raise BackendError("not_ready", "the session is not waiting for a link")
+                raise BackendError("not_waiting_for_link", "the session is not waiting for a link")
             try:
                 return self.client.PairPhone(digits, True)
             except Exception as exc:
@@ -213,31 +222,28 @@ class NeonizeBackend(ClientBackend):
                 self.client.logout()
             except Exception as exc:
                 raise BackendError("logout_failed", f"{type(exc).__name__}: {exc}") from exc
-        # whatsmeow deletes the device but may not announce it; say it once either way.
+        # whatsmeow's Logout() unlinks and deletes the device but emits no event (its LoggedOut is for
+        # logouts from elsewhere): the contract announces it.
         self._emit_terminal({"event": "logged_out", "reason": "logout"})
 
     def _go_call(self, need_connection: bool) -> "_GoCall":
         return _GoCall(self, need_connection)
 
     def _lookup(self, numbers: list[str]) -> dict[str, Any]:
-        """The JIDs of those numbers that are on WhatsApp (is_on_whatsapp wants a leading '+')."""
-        digits = {_digits(n): n for n in numbers}
+        """The JIDs WhatsApp answered for those numbers that are on it, by their digits (is_on_whatsapp
+        wants each number once, with a leading '+')."""
+        asked = dict.fromkeys(_digits(n) for n in numbers)
         try:
-            answers = self.client.is_on_whatsapp(*("+" + d for d in digits))
+            answers = self.client.is_on_whatsapp(*("+" + d for d in asked))
         except Exception as exc:
             raise BackendError("check_failed", f"{type(exc).__name__}: {exc}") from exc
-        found = {}
-        for answer in answers:
-            number = digits.get(_digits(answer.Query))
-            if number is not None and answer.IsIn:
-                found[number] = answer.JID
-        return found
+        return {_digits(a.Query): a.JID for a in answers if a.IsIn and _digits(a.Query) in asked}
 
     def _resolve(self, to: str) -> Any:
         """The JID to send to; WhatsApp's answer can differ from the number (e.g. Mexico's extra 1)."""
         jid = self._jids.get(to)
         if jid is None:
-            jid = self._lookup([to]).get(to)
+            jid = self._lookup([to]).get(_digits(to))
             if jid is None:
                 raise BackendError("not_on_whatsapp", f"{to} is not on WhatsApp")
             self._jids.put(to, jid)
@@ -349,7 +355,8 @@ class NeonizeBackend(ClientBackend):
             self._connected = False
             quiet = self._terminal or self._stopping
         if not quiet:
-            self.emit({"event": "disconnected", "reason": None})
+            # whatsmeow announces only a connection it lost (not one it closed), and reconnects by itself.
+            self.emit({"event": "disconnected", "reason": "connection_lost"})
 
     def _on_connect_failure(self, event: Any) -> None:
         message = neonize_events.connect_failure(event)

@@ -1,4 +1,4 @@
-"""What each neonize (whatsmeow) event means in the session protocol (sessions_app.protocol).
+"""What each neonize (whatsmeow) event means in the backend contract (sessions_app.backends.base).
 
 Pure functions over the protobuf messages neonize delivers. Enum values are read by name from the
 message's own descriptor, so this module imports nothing from neonize and costs the supervisor nothing.
@@ -6,10 +6,17 @@ message's own descriptor, so this module imports nothing from neonize and costs 
 
 from typing import Any
 
-RECEIPT_TYPES = {"DELIVERED": "delivered", "READ": "read", "READ_SELF": "read", "PLAYED": "played"}
-# whatsmeow's connect failures 401 (logged out), 403 (main device gone) and 406 (unknown logout):
-# the device was removed and the credentials are useless.
-LOGGED_OUT_REASONS = {"LOGGED_OUT", "MAIN_DEVICE_GONE", "UNKNOWN_LOGOUT"}
+# READ_SELF is this account's own phone reading an incoming message, not a recipient reading ours; and
+# neonize 0.5.2 encodes whatsmeow's PLAYED_SELF as SERVER_ERROR. Neither is a receipt of a sent message.
+RECEIPT_TYPES = {"DELIVERED": "delivered", "READ": "read", "PLAYED": "played"}
+# whatsmeow's logged-out reasons: 401 (the phone removed this device: a stream error `device_removed`, or
+# the same refusal on connect), 403 (the main device is gone) and 406 (an unknown logout). Either way the
+# device was removed and its credentials are useless.
+LOGGED_OUT_REASONS = {"LOGGED_OUT": "device_removed", "MAIN_DEVICE_GONE": "main_device_gone",
+                      "UNKNOWN_LOGOUT": "unknown_logout"}
+# neonize renumbers whatsmeow's TempBanReason (WhatsApp's own codes) as 1-5; the contract keeps WhatsApp's.
+TEMP_BAN_CODES = {"SEND_TO_TOO_MANY_PEOPLE": 101, "BLOCKED_BY_USERS": 102, "CREATED_TOO_MANY_GROUPS": 103,
+                  "SENT_TOO_MANY_SAME_MESSAGE": 104, "BROADCAST_LIST": 106}
 
 
 def enum_name(message: Any, field: str) -> str:
@@ -29,23 +36,28 @@ def paired(event: Any) -> dict:
     return {"event": "error", "message": f"pairing failed: {event.Error or enum_name(event, 'Status')}"}
 
 
+def _logged_out_reason(name: str) -> str:
+    return LOGGED_OUT_REASONS.get(name, name.lower())
+
+
 def logged_out(event: Any) -> dict:
-    return {"event": "logged_out", "reason": enum_name(event, "Reason").lower()}
+    return {"event": "logged_out", "reason": _logged_out_reason(enum_name(event, "Reason"))}
 
 
 def temporary_ban(event: Any) -> dict:
-    return {"event": "temporary_ban", "code": int(event.Code), "expire_seconds": int(event.Expire)}
+    code = TEMP_BAN_CODES.get(enum_name(event, "Code"), int(event.Code))
+    return {"event": "temporary_ban", "code": code, "expire_seconds": int(event.Expire)}
 
 
 def connect_failure(event: Any) -> dict:
     reason = enum_name(event, "Reason")
     if reason in LOGGED_OUT_REASONS:
-        return {"event": "logged_out", "reason": reason.lower()}
+        return {"event": "logged_out", "reason": _logged_out_reason(reason)}
     return {"event": "connect_failure", "reason": reason.lower(), "message": event.Message}
 
 
 def receipt(event: Any) -> dict | None:
-    """Delivery, read and played receipts; the other kinds (retry, sender, ...) say nothing to users."""
+    """Delivery, read and played receipts; the other kinds (retry, sender, self, ...) say nothing to users."""
     kind = RECEIPT_TYPES.get(enum_name(event, "Type"))
     if kind is None:
         return None

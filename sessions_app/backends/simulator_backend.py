@@ -7,8 +7,10 @@ possibly in another process), which the supervisor takes (`take_controls`) and h
 process (`control`), each once: scan links and connects and stores a small device document (in the
 session's folder or schema: sessions_app.credential_store), so a new process reconnects without a QR;
 drop loses the connection and reconnects by itself; logout removes the device; replace (another
-connection took the number) and ban (a temporary ban) end the connection for good, as whatsmeow does.
-Sends land in SimulatorOutbox and are "delivered" shortly after.
+connection took the number) and ban (a temporary ban) end the connection for good, as whatsmeow does;
+read is a recipient opening the chat (one read receipt for what was sent to `to` and not read yet).
+Sends land in SimulatorOutbox and are "delivered" shortly after. The contract it keeps, with neonize:
+sessions_app.backends.base.
 """
 
 import base64
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.1
 # whatsmeow's pairing codes: 8 characters of this alphabet, shown as XXXX-XXXX.
 PAIRING_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"
+TEMP_BAN_SENT_TO_TOO_MANY_PEOPLE = 101  # WhatsApp's code for the most common temporary ban
 
 
 def _ensure_django() -> None:
@@ -68,7 +71,8 @@ class SimulatorBackend(ClientBackend):
         self._phone = ""
         self._controls: queue.SimpleQueue[tuple[str, dict]] = queue.SimpleQueue()
         # Receipts to come, in the order they fall due (the delay is the same for every message).
-        self._receipts: queue.SimpleQueue[tuple[float, str]] = queue.SimpleQueue()
+        self._receipts: queue.SimpleQueue[tuple[float, str, str]] = queue.SimpleQueue()
+        self._unread: dict[str, list[str]] = {}  # chat -> ids sent to it that its phone has not read
         threading.Thread(target=self._deliver_receipts, name="simulator-receipts", daemon=True).start()
         # The device's keys stay the same across the rotating codes, as whatsmeow's do.
         self._qr_keys = ",".join(_b64(32) for _ in range(3))
@@ -115,12 +119,15 @@ class SimulatorBackend(ClientBackend):
         reconnect_at = 0.0
         while not self._stop.wait(POLL_SECONDS):
             action, payload = self._next_control()
-            if action == "logout":
+            if action == "logout" and self._get_state() != "logged_out":
+                # The phone removed the device (whatsmeow: stream error 401 device_removed).
                 self._forget_credentials()
                 self._set_state("logged_out")
                 self.emit({"event": "logged_out", "reason": "device_removed"})
                 return
-            if action == "drop" and self._get_state() == "connected":
+            if action == "read" and self._get_state() == "connected":
+                self._read(str(payload.get("to") or "").lstrip("+"))
+            elif action == "drop" and self._get_state() == "connected":
                 self._set_state("disconnected")
                 self.emit({"event": "disconnected", "reason": "connection_lost"})
                 reconnect_at = time.monotonic() + self.reconnect_delay
@@ -131,7 +138,8 @@ class SimulatorBackend(ClientBackend):
                     self.emit({"event": "stream_replaced"})
                 else:
                     expire = int(payload.get("expire_seconds") or 3600)
-                    self.emit({"event": "temporary_ban", "code": 101, "expire_seconds": expire})
+                    self.emit({"event": "temporary_ban", "code": TEMP_BAN_SENT_TO_TOO_MANY_PEOPLE,
+                               "expire_seconds": expire})
             if self._get_state() == "disconnected" and time.monotonic() >= reconnect_at:
                 self._connect()
 
@@ -199,7 +207,7 @@ class SimulatorBackend(ClientBackend):
 
     # -- commands, on the session process's command thread ------------------------------------------
     def _require_connected(self) -> None:
-        if self._get_state() != "connected":
+        if self._stop.is_set() or self._get_state() != "connected":
             raise BackendError("not_connected", "the WhatsApp client is not connected")
 
     def send_document(self, to: str, data: bytes, file_name: str, mimetype: str, caption: str) -> dict:
@@ -235,6 +243,8 @@ class SimulatorBackend(ClientBackend):
             wa_message_id=wa_message_id,
             sent_at=sent_at,
         )
+        with self._lock:
+            self._unread.setdefault(to, []).append(wa_message_id)
         self._receipts.put((time.monotonic() + self.delivery_delay, to, wa_message_id))
         # The server's timestamp has whole seconds.
         return {"wa_message_id": wa_message_id, "timestamp": float(int(sent_at.timestamp()))}
@@ -268,23 +278,34 @@ class SimulatorBackend(ClientBackend):
                 self.emit({"event": "receipt", "message_ids": ids, "type": "delivered",
                            "timestamp": float(int(time.time()))})
 
+    def _read(self, to: str) -> None:
+        with self._lock:
+            ids = self._unread.pop(to, [])
+        if ids:
+            self.emit({"event": "receipt", "message_ids": ids, "type": "read", "timestamp": float(int(time.time()))})
+
     def check_numbers(self, numbers: list[str]) -> dict[str, bool]:
         self._require_connected()
         return {n: n.lstrip("+") not in self.unregistered for n in numbers}
 
     def pairing_code(self, phone: str) -> str:
+        if self._stop.is_set():
+            raise BackendError("not_connected", "the WhatsApp client is not running")
         if self._get_state() != "waiting_link":
             raise BackendError("not_waiting_for_link", "the session is not waiting to be linked")
+        digits = "".join(ch for ch in phone if ch.isdigit())
+        if len(digits) <= 6 or digits.startswith("0"):  # what whatsmeow's PairPhone refuses
+            raise BackendError("pairing_failed", "international phone number required (with country code)")
         code = "".join(secrets.choice(PAIRING_ALPHABET) for _ in range(8))
         return f"{code[:4]}-{code[4:]}"
 
     def logout(self) -> None:
-        if self._get_state() not in ("connected", "disconnected"):
-            raise BackendError("not_logged_in", "the session is not linked")
-        # Like whatsmeow's Logout(): unlink and delete the device, no LoggedOut event.
+        # Like whatsmeow's Logout(): WhatsApp must be told, so only while connected; then the device is
+        # unlinked and deleted. The client stays down until stopped, as neonize's does.
+        self._require_connected()
         self._forget_credentials()
         self._set_state("logged_out")
-        self._stop.set()
+        self.emit({"event": "logged_out", "reason": "logout"})
 
     def stop(self) -> None:
         self._stop.set()

@@ -1,14 +1,17 @@
 """The linking socket /ws/session/<id> through the service's real ASGI application: every event and close
 of the contract, with events injected into the session's channel layer group as the worker publishes them."""
 
+import asyncio
 import json
 import uuid
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import connections
+from django.utils import timezone
 
 from sessions_app.config_file import read_config
 from sessions_app.models import SessionCommand, SessionStatus, WhatsAppSession
@@ -260,22 +263,121 @@ async def test_events_reach_every_watcher_through_redis(configured, token, setti
 
 
 @pytest.mark.parametrize(
-    "status, last_error, asks",
+    "status, last_error, next_attempt_in, asks",
     [
-        (SessionStatus.DISCONNECTED, "qr_timeout", True),  # the codes ran out: a new link starts
-        (SessionStatus.LOGGED_OUT, "logged_out: device_removed", True),
-        (SessionStatus.DISCONNECTED, "connect_failure: 503: unavailable", False),  # the supervisor's backoff rules
-        (SessionStatus.BANNED, "temporary_ban: code 402, expires in 60 s", False),
-        (SessionStatus.INITIALIZING, "", False),
+        (SessionStatus.DISCONNECTED, "qr_timeout", None, True),  # the codes ran out: a new link starts
+        (SessionStatus.LOGGED_OUT, "logged_out: device_removed", None, True),
+        (SessionStatus.DISCONNECTED, "connect_failure: 503: unavailable", 120, True),  # its backoff is cut short
+        (SessionStatus.DISCONNECTED, "", None, False),  # a live client reconnecting by itself
+        (SessionStatus.BANNED, "temporary_ban: code 402, expires in 60 s", 60, False),  # a ban is waited out
+        (SessionStatus.INITIALIZING, "", None, False),
     ],
 )
-async def test_opening_asks_for_a_start_only_when_the_session_waits_for_a_new_link(
-    configured, token, status, last_error, asks
+async def test_opening_asks_for_a_start_when_the_session_waits_for_a_link_or_an_attempt(
+    configured, token, status, last_error, next_attempt_in, asks
 ):
-    await update_row("tienda_lima", status=status, last_error=last_error)
+    await update_row("tienda_lima", status=status, last_error=last_error, next_attempt_at=in_seconds(next_attempt_in))
     ws = await open_socket("tienda_lima", token)
     assert await ws.receive_json_from(timeout=5) == {"event": "status", "data": "initializing"}
     assert ((await get_row("tienda_lima")).start_requested_at is not None) == asks
+    await ws.disconnect()
+
+
+def in_seconds(seconds: float | None):
+    return None if seconds is None else timezone.now() + timedelta(seconds=seconds)
+
+
+LOOKUP_FAILED = ('connect_failure: connect_failed: failed to dial whatsapp web websocket: failed to WebSocket dial: '
+                 'failed to send handshake request: Get "https://web.whatsapp.com/ws/chat": dial tcp: lookup '
+                 'web.whatsapp.com on 10.255.255.53:53: no such host')
+
+
+async def failing(session_id: str = "tienda_lima", retry_in: float = 120, last_error: str = LOOKUP_FAILED) -> None:
+    """As the worker leaves a session whose connect failed: disconnected, the error, its next attempt."""
+    await update_row(session_id, status=SessionStatus.DISCONNECTED, status_reason="connect_failure",
+                     last_error=last_error, next_attempt_at=in_seconds(retry_in))
+
+
+async def test_a_failing_session_says_why_at_once_and_is_tried_again_now(configured, token):
+    await failing(retry_in=120)
+    ws = await open_socket("tienda_lima", token)
+    assert await ws.receive_json_from(timeout=5) == {"event": "status", "data": "initializing"}
+    news = await ws.receive_json_from(timeout=5)
+    assert news == {
+        "event": "status", "data": "disconnected", "reason": "connect_failure",
+        "error": "No se encontró el servidor de WhatsApp: este equipo no puede resolver nombres de internet "
+                 "(sin DNS o sin conexión). Detalle técnico: " + LOOKUP_FAILED.split("connect_failed: ", 1)[1],
+        "retryInSeconds": 0,  # this socket moved the attempt to now
+    }
+    row = await get_row("tienda_lima")
+    assert row.start_requested_at is not None  # what the supervisor starts it on
+    assert await ws.receive_nothing(timeout=0.2)
+    await ws.disconnect()
+
+
+async def test_a_storm_of_sockets_makes_one_immediate_attempt(configured, token, settings):
+    settings.LINK_RETRY_MIN_SECONDS = 60
+    await failing(retry_in=120)
+    sockets = await asyncio.gather(*(open_socket("tienda_lima", token) for _ in range(12)))
+    told = []
+    for ws in sockets:
+        assert await ws.receive_json_from(timeout=5) == {"event": "status", "data": "initializing"}
+        told.append((await ws.receive_json_from(timeout=5))["retryInSeconds"])
+    # One socket asked for the attempt; the others were told the worker's own schedule.
+    assert sorted(told)[0] == 0 and all(115 <= n <= 120 for n in sorted(told)[1:]), told
+    requested = (await get_row("tienda_lima")).start_requested_at
+
+    later = await open_socket("tienda_lima", token)
+    await later.receive_json_from(timeout=5)
+    assert (await later.receive_json_from(timeout=5))["retryInSeconds"] > 0
+    assert (await get_row("tienda_lima")).start_requested_at == requested  # still the one attempt
+
+    # Once the window has passed (moved back here instead of waited for), a socket tries again.
+    await update_row("tienda_lima", start_requested_at=requested - timedelta(seconds=61))
+    again = await open_socket("tienda_lima", token)
+    await again.receive_json_from(timeout=5)
+    assert (await again.receive_json_from(timeout=5))["retryInSeconds"] == 0
+    assert (await get_row("tienda_lima")).start_requested_at > requested
+    for ws in (*sockets, later, again):
+        await ws.disconnect()
+
+
+async def test_a_banned_session_says_when_the_ban_ends_and_is_not_tried_early(configured, token):
+    await update_row("tienda_lima", status=SessionStatus.BANNED, status_reason="banned",
+                     last_error="temporary_ban: code 402, expires in 3600 s", next_attempt_at=in_seconds(3600))
+    ws = await open_socket("tienda_lima", token)
+    assert await ws.receive_json_from(timeout=5) == {"event": "status", "data": "initializing"}
+    news = await ws.receive_json_from(timeout=5)
+    assert news.pop("retryInSeconds") in range(3595, 3601)
+    assert news == {"event": "status", "data": "disconnected", "reason": "banned"}
+    assert (await get_row("tienda_lima")).start_requested_at is None
+    await ws.disconnect()
+
+
+async def test_a_store_password_in_the_last_error_never_reaches_the_socket(configured, token):
+    await failing(last_error="process_exited: pq: could not open postgres://wa:Sup3rSecreta@db.local:5432/whatsapp "
+                             "(password=Sup3rSecreta)")
+    ws = await open_socket("tienda_lima", token)
+    await ws.receive_json_from(timeout=5)
+    news = await ws.receive_json_from(timeout=5)
+    assert "Sup3rSecreta" not in json.dumps(news)
+    assert news["error"].startswith("El proceso de la sesión terminó inesperadamente.")
+    assert "postgres://wa:***@db.local:5432/whatsapp" in news["error"]
+    await ws.disconnect()
+
+
+async def test_a_live_disconnect_carries_the_error_and_the_seconds_to_the_next_attempt(configured, token):
+    ws = await open_socket("tienda_lima", token)
+    await ws.receive_json_from(timeout=5)
+    message = {"type": "session.event", "event": "status", "data": "disconnected", "reason": "connect_failure",
+               "error": "No se pudo conectar con WhatsApp.", "retryInSeconds": 7}
+    await get_channel_layer().group_send(group_name("tienda_lima"), message)
+    assert await ws.receive_json_from(timeout=5) == {k: v for k, v in message.items() if k != "type"}
+    # Fields of the wrong type are left out, the event still goes through.
+    await get_channel_layer().group_send(group_name("tienda_lima"), {
+        **message, "error": {"dsn": "x"}, "retryInSeconds": "pronto"})
+    assert await ws.receive_json_from(timeout=5) == {"event": "status", "data": "disconnected",
+                                                     "reason": "connect_failure"}
     await ws.disconnect()
 
 

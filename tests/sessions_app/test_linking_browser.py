@@ -3,6 +3,7 @@ the admin's "Vincular" button, sees the QR image, the phone scans it (simulator)
 number is connected. Screenshots go to artifacts/."""
 
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -126,3 +127,71 @@ def test_the_page_says_when_the_qr_timed_out_and_retries(quick_qr_server, admin_
     page.click("#link-retry")
     page.wait_for_function(QR_SHOWN)
     expect(page.locator("#link-retry")).to_be_hidden()
+
+
+@pytest.fixture
+def offline_server(service_files, transactional_db, tmp_path):
+    """The real backend on a machine that cannot reach WhatsApp: every connect of tienda_lima fails at once
+    through a refusing proxy that counts them; the worker alone would try again only after 50-100 s."""
+    import json
+
+    from sessions_app.config_file import load_and_mirror
+    from tests.whatsapp_proxy import WhatsAppProxy
+
+    service_files.joinpath("sessions.config.json").write_text(
+        json.dumps([{"sessionId": "tienda_lima", "description": "Sistema de Ventas de la Sede Lima"}])
+    )
+    load_and_mirror()
+    with WhatsAppProxy() as proxy:
+        offline = {
+            "WHATSAPP_BACKEND": "neonize", "CREDENTIALS_STORE": "files", "HTTPS_PROXY": proxy.url,
+            "SESSION_RESTART_BACKOFF_SECONDS": "120", "SESSION_RESTART_BACKOFF_MAX_SECONDS": "100",
+            "LINK_RETRY_MIN_SECONDS": str(RETRY_WINDOW), "SESSION_POLL_SECONDS": "0.1",
+        }
+        with serve(tmp_path, **offline) as process:
+            process.proxy = proxy
+            proxy.wait_for("web.whatsapp.com:443", 1, WAIT_MS / 1000)  # the worker's own first attempt
+            yield process
+
+
+RETRY_WINDOW = 1
+COUNTDOWN = re.compile(r"^Nuevo intento automático en (\d+) s\. Pulse Reintentar para intentarlo ahora\.$")
+
+
+def test_offline_the_page_says_why_with_a_countdown_and_reintentar_tries_now(offline_server, admin_user,
+                                                                             browser_page):
+    from playwright.sync_api import expect
+
+    page, proxy = browser_page, offline_server.proxy
+    page.set_default_timeout(WAIT_MS)
+    log_in(page, offline_server, admin_user)
+    page.goto(f"{offline_server.url}/link/tienda_lima/")
+
+    # Opening the page tried again at once (the worker's backoff had 50 s or more to go) and failed again.
+    proxy.wait_for("web.whatsapp.com:443", 2, WAIT_MS / 1000)
+    status, cause, retry_in = page.locator("#link-status"), page.locator("#link-error"), page.locator("#link-retry-in")
+    expect(status).to_have_text("La sesión está desconectada. No se pudo conectar con WhatsApp.")
+    expect(cause).to_have_text(
+        "Causa: La conexión con WhatsApp se cortó antes de establecerse (¿un proxy o un cortafuegos la bloquea?). "
+        'Detalle técnico: failed to dial whatsapp web websocket: failed to WebSocket dial: failed to send handshake '
+        'request: Get "https://web.whatsapp.com/ws/chat": unexpected EOF'
+    )
+    expect(retry_in).to_have_text(COUNTDOWN)
+    first = int(COUNTDOWN.match(retry_in.inner_text()).group(1))
+    assert 40 <= first <= 100, first
+    expect(page.locator("#link-retry")).to_be_visible()
+    assert not page.evaluate(QR_SHOWN)
+    page.wait_for_function(  # it counts down
+        "(n) => { const m = document.getElementById('link-retry-in').textContent.match(/en (\\d+) s/);"
+        " return m && Number(m[1]) < n; }", arg=first)
+    shot(page, "linking_page_offline.png")
+    print("\nlinking page offline:\n" + page.locator("#link").inner_text())
+
+    time.sleep(RETRY_WINDOW + 0.5)  # a person reads the page longer than the socket storm limit
+    page.click("#link-retry")
+    proxy.wait_for("web.whatsapp.com:443", 3, WAIT_MS / 1000)  # "Reintentar": a new attempt now
+    expect(cause).to_contain_text("unexpected EOF")
+    expect(retry_in).to_have_text(COUNTDOWN)
+    expect(page.locator("#link-retry")).to_be_visible()
+    shot(page, "linking_page_offline_retried.png")
+    assert proxy.targets.count("web.whatsapp.com:443") == 3, proxy.targets

@@ -56,27 +56,32 @@ async def test_qr_then_connected_are_saved_and_published(listener):
 
 
 @pytest.mark.parametrize(
-    "event, status, reason, last_error",
+    "event, status, reason, last_error, readable",
     [
         ({"event": "logged_out", "reason": "device_removed"}, SessionStatus.LOGGED_OUT, "logged_out",
-         "logged_out: device_removed"),
-        ({"event": "qr_timeout"}, SessionStatus.DISCONNECTED, "qr_timeout", "qr_timeout"),
+         "logged_out: device_removed", None),
+        ({"event": "qr_timeout"}, SessionStatus.DISCONNECTED, "qr_timeout", "qr_timeout", None),
         ({"event": "temporary_ban", "code": 101, "expire_seconds": 3600}, SessionStatus.BANNED, "banned",
-         "temporary_ban: code 101, expires in 3600 s"),
-        ({"event": "stream_replaced"}, SessionStatus.DISCONNECTED, "stream_replaced", "stream_replaced"),
+         "temporary_ban: code 101, expires in 3600 s", None),
+        ({"event": "stream_replaced"}, SessionStatus.DISCONNECTED, "stream_replaced", "stream_replaced", None),
+        # A failed connect says what failed, in words: the reason alone would not.
         ({"event": "connect_failure", "reason": "network", "message": "dial tcp: lookup web.whatsapp.com"},
-         SessionStatus.DISCONNECTED, "connect_failure", "connect_failure: network: dial tcp: lookup web.whatsapp.com"),
+         SessionStatus.DISCONNECTED, "connect_failure", "connect_failure: network: dial tcp: lookup web.whatsapp.com",
+         "No se pudo conectar con WhatsApp. Detalle técnico: network: dial tcp: lookup web.whatsapp.com"),
     ],
 )
 async def test_an_ended_connection_is_announced_as_disconnected_with_its_reason(
-    listener, event, status, reason, last_error
+    listener, event, status, reason, last_error, readable
 ):
     await apply_event("tienda_lima", {"event": "connected", "phone": "51911111111"})
     await listener()
     await apply_event("tienda_lima", event)
-    assert await listener() == {"type": "session.event", "event": "status", "data": "disconnected", "reason": reason}
+    expected = {"type": "session.event", "event": "status", "data": "disconnected", "reason": reason}
+    if readable:
+        expected["error"] = readable
+    assert await listener() == expected
     row = await get_row()
-    assert (row.status, row.last_error) == (status, last_error)
+    assert (row.status, row.status_reason, row.last_error) == (status, reason, last_error)
 
 
 async def test_a_gone_process_leaves_connected_at_once(listener):

@@ -1,20 +1,18 @@
-"""The simulator backend on its own (no session process around it): what it emits and does, as neonize
-over whatsmeow would. Its phone is driven through `control`, as the supervisor does with the rows the
-control endpoints write."""
+"""The simulator backend on its own (no session process around it): what is the simulator's own (the
+scenarios both backends share are in test_backend_conformance.py). Its phone is driven through
+`control`, as the supervisor does with the rows the control endpoints write."""
 
-import hashlib
 import queue
-import re
 import stat
 import threading
 import time
 
 import pytest
 
-from sessions_app.backends import BackendError, backend_class
+from sessions_app.backends import backend_class
 from sessions_app.backends.simulator_backend import SimulatorBackend
 from sessions_app.ids import session_dir
-from sessions_app.models import SimulatorControl, SimulatorOutbox
+from sessions_app.models import SimulatorControl
 from tests.conftest import make_pdf
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -87,51 +85,10 @@ def test_qr_codes_rotate_with_the_same_keys_then_time_out(simulator, settings):
     assert running.ended()
 
 
-def test_scan_pairs_connects_and_stores_credentials_a_new_client_reconnects_with(simulator, tmp_path):
-    running = simulator()
-    running.expect("qr")
-    phone(running, "scan", phone="51911111111")
-    assert running.expect("paired") == {"event": "paired", "phone": "51911111111"}
-    assert running.expect("connected") == {"event": "connected", "phone": "51911111111"}
+def test_the_stored_device_is_readable_by_the_session_only(simulator):
+    linked(simulator)
     files = list(session_dir("tienda_lima").iterdir())
     assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
-    running.backend.stop()
-    assert running.ended()
-
-    again = simulator()
-    assert again.events.get(timeout=WAIT) == {"event": "connected", "phone": "51911111111"}
-
-
-def test_send_document_lands_in_the_outbox_and_is_delivered(simulator):
-    running = linked(simulator)
-    pdf = make_pdf(3000)
-    result = running.backend.send_document("51987654321", pdf, "F001-1.pdf", "application/pdf", "Gracias")
-    assert re.fullmatch(r"3EB0[0-9A-F]{18}", result["wa_message_id"])
-    assert abs(result["timestamp"] - time.time()) < 60
-    row = SimulatorOutbox.objects.get(wa_message_id=result["wa_message_id"])
-    assert (row.session_id, row.to, row.file_name, row.caption, row.size, row.sha256) == (
-        "tienda_lima", "51987654321", "F001-1.pdf", "Gracias", 3000, hashlib.sha256(pdf).hexdigest()
-    )
-    receipt = running.expect("receipt")
-    assert receipt["message_ids"] == [result["wa_message_id"]] and receipt["type"] == "delivered"
-
-
-def test_unregistered_numbers_and_sends_while_not_connected_are_refused(simulator, settings):
-    settings.SIMULATOR_UNREGISTERED = ["51900000000", "51999999999"]
-    running = simulator()
-    running.expect("qr")
-    with pytest.raises(BackendError) as refused:
-        running.backend.send_document("51987654321", make_pdf(), "a.pdf", "application/pdf", "")
-    assert refused.value.code == "not_connected"
-    phone(running, "scan", phone="51911111111")
-    running.expect("connected")
-    with pytest.raises(BackendError) as refused:
-        running.backend.send_document("51999999999", make_pdf(), "a.pdf", "application/pdf", "")
-    assert refused.value.code == "not_on_whatsapp"
-    assert running.backend.check_numbers(["51987654321", "+51900000000"]) == {
-        "51987654321": True, "+51900000000": False
-    }
-    assert not SimulatorOutbox.objects.exists()
 
 
 def test_send_waits_the_configured_latency(simulator, settings):
@@ -142,58 +99,20 @@ def test_send_waits_the_configured_latency(simulator, settings):
     assert time.monotonic() - began >= 0.3
 
 
-def test_pairing_code_only_while_waiting_for_a_link(simulator):
-    running = simulator()
-    running.expect("qr")
-    assert re.fullmatch(r"[A-Z0-9]{4}-[A-Z0-9]{4}", running.backend.pairing_code("51987654321"))
-    phone(running, "scan", phone="51911111111")
-    running.expect("connected")
-    with pytest.raises(BackendError) as refused:
-        running.backend.pairing_code("51987654321")
-    assert refused.value.code == "not_waiting_for_link"
-
-
-def test_a_drop_disconnects_and_the_client_reconnects_by_itself(simulator):
+def test_a_read_receipt_names_what_the_chat_had_not_read_once(simulator):
     running = linked(simulator)
-    phone(running, "drop")
-    assert running.expect("disconnected")["reason"]
-    with pytest.raises(BackendError):
-        running.backend.check_numbers(["51987654321"])
-    assert running.expect("connected") == {"event": "connected", "phone": "51911111111"}
-    assert running.thread.is_alive()
-
-
-def test_remote_logout_removes_the_device_and_ends_the_client(simulator, tmp_path):
-    running = linked(simulator)
-    phone(running, "logout")
-    assert running.expect("logged_out") == {"event": "logged_out", "reason": "device_removed"}
-    assert running.ended()
-    assert list(session_dir("tienda_lima").iterdir()) == []
-
-
-def test_logout_unlinks_like_whatsmeow_without_an_event(simulator, tmp_path):
-    running = linked(simulator)
-    running.backend.logout()
-    assert running.ended()
-    assert list(session_dir("tienda_lima").iterdir()) == []
+    send = running.backend.send_document
+    first, second = (send("51987654321", make_pdf(), f"{n}.pdf", "application/pdf", "")["wa_message_id"] for n in (1, 2))
+    other = send("51922222222", make_pdf(), "3.pdf", "application/pdf", "")["wa_message_id"]
+    delivered: list[str] = []
+    while len(delivered) < 3:
+        delivered += running.expect("receipt")["message_ids"]
+    assert sorted(delivered) == sorted([first, second, other])
+    phone(running, "read", to="51987654321")
+    assert running.expect("receipt")["message_ids"] == [first, second]
+    phone(running, "read", to="51987654321")
+    time.sleep(0.3)
     assert running.events.empty()
-
-
-def test_replaced_or_banned_the_client_stays_down_as_whatsmeow_does(simulator):
-    running = linked(simulator)
-    phone(running, "replace")
-    assert running.expect("stream_replaced") == {"event": "stream_replaced"}
-    time.sleep(0.3)  # longer than its reconnect delay: no reconnect follows
-    assert running.events.empty()
-    with pytest.raises(BackendError):
-        running.backend.check_numbers(["51987654321"])
-    running.backend.stop()
-    assert running.ended()
-
-    again = simulator()
-    again.expect("connected")
-    phone(again, "ban", expire_seconds=120)
-    assert again.expect("temporary_ban") == {"event": "temporary_ban", "code": 101, "expire_seconds": 120}
 
 
 def test_the_supervisor_takes_each_phone_action_once_in_order_for_running_sessions_only(configured):

@@ -1,6 +1,7 @@
 // The linking page: follows /ws/session/<id> (authenticated by the admin's session cookie), shows the
-// QR as the server renders it, the status as it changes, and a pairing code on request.
-// Every sentence comes from the page (#link-texts), translated by Django.
+// QR as the server renders it, the status as it changes (a disconnect with its reason, its cause and a
+// countdown to the next attempt), and a pairing code on request. "Reintentar" opens a new socket, which
+// makes the server try again now. Every sentence comes from the page (#link-texts), translated by Django.
 (function () {
   "use strict";
   var root = document.getElementById("link");
@@ -9,31 +10,90 @@
   var qrBox = document.getElementById("link-qr-box");
   var qrImg = document.getElementById("link-qr");
   var retry = document.getElementById("link-retry");
+  var errorEl = document.getElementById("link-error");
+  var retryInEl = document.getElementById("link-retry-in");
   var pairingForm = document.getElementById("link-pairing-form");
   var pairingResult = document.getElementById("link-pairing-result");
   var pairingSection = pairingForm.closest("section");
   var socket = null;
   var qrCount = 0;
+  var countdown = null;  // the interval that counts down to the next attempt
+  var silence = null;  // the timer that notices "initializing" going on with no news
+  var SILENCE_MS = 30000;
 
   function fill(template, detail) {
     return template.replace("%(detail)s", detail);
   }
 
+  function fillAll(template, values) {
+    return template.replace(/%\((\w+)\)s/g, function (_, name) { return String(values[name]); });
+  }
+
+  function clearNews() {
+    if (countdown !== null) clearInterval(countdown);
+    if (silence !== null) clearTimeout(silence);
+    countdown = silence = null;
+    errorEl.hidden = retryInEl.hidden = true;
+    errorEl.textContent = retryInEl.textContent = "";
+  }
+
   function show(text, state) {
+    clearNews();
     statusEl.textContent = text;
     statusEl.dataset.state = state;
     root.dataset.state = state;
+    retry.hidden = state !== "error";
+  }
+
+  function retryText(seconds) {
+    if (seconds < 120) return fillAll(texts.retry_in_seconds, { seconds: seconds });
+    return fillAll(texts.retry_in_minutes, { minutes: Math.floor(seconds / 60), seconds: seconds % 60 });
+  }
+
+  function countDown(seconds) {
+    var deadline = Date.now() + seconds * 1000;
+    function tick() {
+      var left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+      retryInEl.textContent = left > 0 ? retryText(left) + " " + texts.retry_hint : texts.retry_now;
+      if (left <= 0 && countdown !== null) {
+        clearInterval(countdown);
+        countdown = null;
+        silence = setTimeout(function () {  // the attempt was due and nothing came: say so
+          retryInEl.textContent = texts.still_initializing;
+        }, SILENCE_MS);
+      }
+    }
+    retryInEl.hidden = false;
+    tick();
+    countdown = setInterval(tick, 1000);
   }
 
   function fail(text) {
     qrBox.hidden = true;
     show(text, "error");
-    retry.hidden = false;
+  }
+
+  function disconnected(message) {
+    var why = texts.reasons[message.reason];
+    fail(why ? texts.disconnected + " " + why : texts.disconnected);
+    if (typeof message.error === "string" && message.error) {
+      errorEl.textContent = fill(texts.cause, message.error);
+      errorEl.hidden = false;
+    }
+    if (typeof message.retryInSeconds === "number") countDown(message.retryInSeconds);
+  }
+
+  function initializing() {
+    show(texts.initializing, "busy");
+    silence = setTimeout(function () {  // never "Iniciando…" for ever without a word
+      errorEl.textContent = texts.still_initializing;
+      errorEl.hidden = false;
+      retry.hidden = false;
+    }, SILENCE_MS);
   }
 
   function succeed(text) {
     qrBox.hidden = true;
-    retry.hidden = true;
     pairingSection.hidden = true;  // linked: a code is of no use any more
     show(text, "ok");
   }
@@ -46,7 +106,7 @@
       show(texts.qr, "qr");
     } else if (message.event === "status") {
       if (message.data === "initializing") {
-        show(texts.initializing, "busy");
+        initializing();
       } else if (message.data === "connected") {
         ws.done = true;
         succeed(texts.connected);
@@ -54,7 +114,7 @@
         ws.done = true;
         succeed(texts.already_connected);
       } else if (message.data === "disconnected") {
-        fail(texts.reasons[message.reason] || texts.disconnected);
+        disconnected(message);
       }
     } else if (message.event === "error") {
       fail(fill(texts.error, message.data));
@@ -62,7 +122,6 @@
   }
 
   function open() {
-    retry.hidden = true;
     pairingResult.textContent = "";
     qrBox.hidden = true;
     show(texts.connecting, "busy");
