@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH_ITEMS = 128
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 # Two keep a core busy with one batch's inserts while the other commits; a third added nothing
-# (docs/benchmarks.md, "Queue writer: variants measured").
+# (docs/benchmarks.md, "The write path: changes kept").
 POSTGRES_WRITERS = 2
 
 
