@@ -104,7 +104,7 @@ def clean_file_name(value: object) -> str:
 
 
 def clean_caption(value: object) -> str:
-    caption = value or ""
+    caption = "" if value is None else value  # not `value or ""`: 0, false, [] are no caption either
     if not isinstance(caption, str) or len(caption) > MAX_CAPTION or _CAPTION_CONTROL.search(caption):
         raise InvalidMessage(_("'caption' debe ser texto de hasta %(max)s caracteres, sin caracteres de control.")
                              % {"max": MAX_CAPTION}, "invalid_caption")

@@ -2,29 +2,47 @@ import uuid
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import (OpenApiParameter, extend_schema, extend_schema_serializer, extend_schema_view,
-                                   inline_serializer)
+from drf_spectacular.utils import (OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema,
+                                   extend_schema_serializer, extend_schema_view)
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import ApiError
+from core.openapi import PDF_BASE64, PHONE, SESSION_ID, error_responses, schema_field
 
-from .intake import MAX_CAPTION, MAX_TEXT
+from .intake import MAX_CAPTION, MAX_FILE_NAME, MAX_IDEMPOTENCY_KEY, MAX_TEXT
 from .selectors import message_as_json, messages_without_payload
 
-ERROR_BODY = inline_serializer(
-    "Error",
-    {"success": serializers.BooleanField(), "error": serializers.CharField(), "message": serializers.CharField()},
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", {"type": "string", "pattern": r"^[\x21-\x7e]{1,%d}$" % MAX_IDEMPOTENCY_KEY},
+    OpenApiParameter.HEADER, required=False,
+    description="Send the same key again (same body) to get the first answer's messageId instead of a second "
+                "message; the same key with another body is 409 idempotency_conflict.",
 )
-IDEMPOTENCY_KEY = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
+# A character that is not whitespace for Python's str.strip (the rule of messaging.intake.clean_text).
+NOT_ONLY_SPACE = "[^\\t\\n\\x0b\\x0c\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+# The checks every send makes (messaging.intake), by the `error` they answer.
+SEND_ERRORS = {
+    400: ["missing_parameters", "invalid_session_id", "invalid_phone", "invalid_idempotency_key"],
+    404: ["unknown_session"],
+    409: ["idempotency_conflict"],
+}
 
 
-class AcceptedSerializer(serializers.Serializer):
+@extend_schema_serializer(component_name="MessageAccepted")
+class MessageAcceptedSerializer(serializers.Serializer):
     success = serializers.BooleanField()
     message = serializers.CharField()
     messageId = serializers.UUIDField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(["queued"])
+
+
+ACCEPTED_EXAMPLE = OpenApiExample(
+    "Queued", response_only=True, status_codes=["202"],
+    value={"success": True, "message": "Mensaje encolado para envío.",
+           "messageId": "3f6c2a4e-9b1d-4c8e-a7f2-5d0b9e1c4a21", "status": "queued"},
+)
 
 
 class SendEndpointView(APIView):
@@ -37,60 +55,106 @@ class SendEndpointView(APIView):
                                    "(messaging.asgi_send), not by Django alone")
 
 
-def _documented(operation_id: str, component: str):
-    """The schema of a send endpoint's POST: its InputSerializer in (a component of its own name: nested
-    serializers are all named "Input"), 202 or an error out."""
+def _documented(operation_id: str, component: str, *, summary: str = "", description: str = "",
+                errors: dict[int, list[str]] | None = None, example: dict | None = None):
+    """The schema of a send endpoint's POST: its InputSerializer in (as the component `component`), 202
+    with the message's id, or the errors of every send plus `errors`."""
 
     def document(view):
         request = extend_schema_serializer(component_name=component)(view.InputSerializer)
+        codes = {status: list(c) for status, c in SEND_ERRORS.items()}
+        for status, c in (errors or {}).items():
+            codes.setdefault(status, []).extend(c)
+        examples = [ACCEPTED_EXAMPLE]
+        if example is not None:
+            examples.append(OpenApiExample("Request", value=example, request_only=True))
         return extend_schema_view(post=extend_schema(
-            operation_id=operation_id, request=request, parameters=[IDEMPOTENCY_KEY],
-            responses={202: AcceptedSerializer, **{code: ERROR_BODY for code in (400, 401, 403, 404, 409, 413, 503)}},
+            operation_id=operation_id, summary=summary, description=description, request=request,
+            parameters=[IDEMPOTENCY_KEY], examples=examples, tags=["messages"],
+            responses={202: OpenApiResponse(MessageAcceptedSerializer, description="Committed to the queue."),
+                       **error_responses(codes, takes_body=True)},
         ))(view)
 
     return document
 
 
-@_documented("send_pdf", "SendPdfInput")
+@_documented(
+    "send_pdf", "SendPdfRequest", summary="Send a PDF",
+    description="Queues a PDF for a session's WhatsApp number. The message is committed to the queue before "
+                "the 202; its progress is `GET /api/messages/{messageId}` (and the webhooks). `pdfBase64` is "
+                "base64 (standard or URL-safe, line breaks and a `data:` prefix tolerated) of a file that "
+                "starts with `%PDF-`, at most MAX_PDF_BYTES decoded.",
+    errors={400: ["invalid_base64", "not_a_pdf", "invalid_file_name", "invalid_caption"]},
+    example={"sessionId": "tienda_lima", "to": "51987654321", "pdfBase64": "JVBERi0xLjQKJSVFT0YK",
+             "fileName": "F001-123.pdf", "caption": "Gracias por su compra"},
+)
 class SendPdfView(SendEndpointView):
-    """Queue a PDF for a session."""
-
     class InputSerializer(serializers.Serializer):
-        sessionId = serializers.RegexField(r"^[A-Za-z0-9_-]{1,64}$")
-        to = serializers.CharField(help_text="51987654321; '+', spaces and dashes tolerated")
-        pdfBase64 = serializers.CharField()
-        fileName = serializers.CharField(required=False, default="Comprobante.pdf")
-        caption = serializers.CharField(required=False, allow_blank=True, max_length=MAX_CAPTION)
+        sessionId = schema_field(SESSION_ID)
+        to = schema_field({**PHONE, "description": "The recipient: digits with country code; '+', spaces and "
+                                                   "dashes tolerated."})
+        pdfBase64 = schema_field({**PDF_BASE64, "description": "The PDF in base64."})
+        fileName = schema_field({
+            "type": "string", "nullable": True, "maxLength": MAX_FILE_NAME - len(".pdf"),
+            # Empty, or a last part (after '/' or '\\') with a character that is not a space, dot or control.
+            "pattern": r"^$|^(?:.*[/\\])?[^/\\]*[^/\\\s.\x00-\x1f\x7f-\x9f][^/\\]*$",
+            "description": "Shown to the recipient (default Comprobante.pdf); '.pdf' is added when missing and a "
+                           "path is cut to its last part.",
+        }, required=False)
+        caption = schema_field({
+            "type": "string", "nullable": True, "maxLength": MAX_CAPTION,
+            "pattern": r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$",
+            "description": "Text under the document; no control characters other than tab and line breaks.",
+        }, required=False)
 
 
-@_documented("send_text", "SendTextInput")
+@_documented(
+    "send_text", "SendTextRequest", summary="Send a text",
+    description="Queues a text message: the same queue, order per session, pacing, retries, statuses and "
+                "webhooks as a PDF.",
+    errors={400: ["invalid_text", "text_too_long"]},
+    example={"sessionId": "tienda_lima", "to": "51987654321", "text": "Su boleta F001-123 está lista."},
+)
 class SendTextView(SendEndpointView):
-    """Queue a text message for a session: the same queue, pacing, retries, statuses and webhooks as
-    a PDF."""
-
     class InputSerializer(serializers.Serializer):
-        sessionId = serializers.RegexField(r"^[A-Za-z0-9_-]{1,64}$")
-        to = serializers.CharField(help_text="51987654321; '+', spaces and dashes tolerated")
-        text = serializers.CharField(max_length=MAX_TEXT)
+        sessionId = schema_field(SESSION_ID)
+        to = schema_field({**PHONE, "description": "The recipient: digits with country code; '+', spaces and "
+                                                   "dashes tolerated."})
+        text = schema_field({"type": "string", "maxLength": MAX_TEXT, "pattern": NOT_ONLY_SPACE,
+                             "description": "The message; not only whitespace."})
+
+
+@extend_schema_serializer(component_name="Message")
+class MessageSerializer(serializers.Serializer):
+    messageId = serializers.UUIDField()
+    sessionId = serializers.CharField()
+    to = serializers.CharField()
+    type = serializers.ChoiceField(["document", "image", "text"])
+    fileName = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(["queued", "sending", "sent", "delivered", "read", "failed"],
+                                     help_text="Moves only forward, except to failed.")
+    attempts = serializers.IntegerField()
+    waMessageId = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_null=True, help_text="Why it failed, once it has.")
+    createdAt = serializers.DateTimeField()
+    sentAt = serializers.DateTimeField(allow_null=True)
+    deliveredAt = serializers.DateTimeField(allow_null=True)
+    readAt = serializers.DateTimeField(allow_null=True)
 
 
 class MessageDetailView(APIView):
-    class OutputSerializer(serializers.Serializer):
-        messageId = serializers.UUIDField()
-        sessionId = serializers.CharField()
-        to = serializers.CharField()
-        type = serializers.ChoiceField(["document", "text"])
-        fileName = serializers.CharField(allow_null=True)
-        status = serializers.ChoiceField(["queued", "sending", "sent", "delivered", "read", "failed"])
-        attempts = serializers.IntegerField()
-        waMessageId = serializers.CharField(allow_null=True)
-        error = serializers.CharField(allow_null=True)
-        createdAt = serializers.DateTimeField()
-        sentAt = serializers.DateTimeField(allow_null=True)
-        deliveredAt = serializers.DateTimeField(allow_null=True)
-        readAt = serializers.DateTimeField(allow_null=True)
-
-    @extend_schema(operation_id="get_message", responses={200: OutputSerializer, 404: ERROR_BODY})
+    @extend_schema(
+        operation_id="get_message", summary="A message's status", tags=["messages"],
+        description="The message as the queue holds it: its status, attempts and WhatsApp's id once sent.",
+        parameters=[OpenApiParameter("message_id", {"type": "string", "format": "uuid"}, OpenApiParameter.PATH,
+                                     required=True, description="The `messageId` of the 202.")],
+        responses={200: MessageSerializer, **error_responses({404: ["unknown_message"]})},
+        examples=[OpenApiExample("Sent", response_only=True, value={
+            "messageId": "3f6c2a4e-9b1d-4c8e-a7f2-5d0b9e1c4a21", "sessionId": "tienda_lima", "to": "51987654321",
+            "type": "document", "fileName": "F001-123.pdf", "status": "sent", "attempts": 1,
+            "waMessageId": "3EB0C431C26A1916F0E5", "error": None, "createdAt": "2026-12-04T10:00:00Z",
+            "sentAt": "2026-12-04T10:00:01Z", "deliveredAt": None, "readAt": None})],
+    )
     def get(self, request, message_id: str):
         try:
             key = uuid.UUID(message_id)
@@ -100,4 +164,3 @@ class MessageDetailView(APIView):
         if message is None:
             raise ApiError(404, "unknown_message", _("No existe un mensaje con ese id."))
         return Response(message_as_json(message))
-

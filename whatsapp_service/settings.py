@@ -324,8 +324,17 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "WhatsApp PDF service",
-    "DESCRIPTION": "Queue PDF receipts for delivery through the company's WhatsApp numbers.",
+    "DESCRIPTION": "Queue PDF receipts (and texts) for delivery through the company's WhatsApp numbers, follow "
+                   "each message, and link the numbers. Every call needs `Authorization: Bearer <API_STATIC_TOKEN>`. "
+                   "Errors are `{\"success\": false, \"error\": \"<code>\", \"message\": \"<texto>\"}`; each "
+                   "answer lists the codes it can carry.",
     "VERSION": "1.0.0",
+    # One operation id per route (set by each view), answers linked to the operations they name.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.openapi.add_links"],
+    "TAGS": [{"name": "messages", "description": "Send and follow messages."},
+             {"name": "sessions", "description": "The WhatsApp numbers the service runs."},
+             {"name": "linking", "description": "Link and unlink a session's number."},
+             {"name": "simulator", "description": "WHATSAPP_BACKEND=simulator only: what a phone would do."}],
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [
         "core.auth.StaticTokenAuthentication",
