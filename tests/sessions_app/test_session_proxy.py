@@ -188,3 +188,14 @@ def test_whatsapp_proxy_serves_the_sessions_without_one_of_their_own(service_fil
     assert "unexpected EOF" in errors["soporte_tecnico"]
     assert PASSWORD not in output
     assert PASSWORD not in redacted_answers(auth)
+
+
+def test_a_session_whose_proxy_became_invalid_is_not_started_without_it(service_files, transactional_db):
+    """The file is read again at each start: an entry edited to a bad proxy meanwhile stops that start
+    (the supervisor then shows the error and retries) instead of connecting from the worker's own address."""
+    from sessions_app.session_process import spawn
+
+    settings.SESSIONS_CONFIG.write_text(json.dumps([{"sessionId": "tienda_lima", "proxy": f"http://u:{PASSWORD}@h"}]))
+    with pytest.raises(ConfigError, match=r'entry 0 \(tienda_lima\): "proxy" must be') as raised:
+        spawn("tienda_lima", backend="neonize")
+    assert PASSWORD not in str(raised.value)
