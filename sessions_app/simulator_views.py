@@ -7,12 +7,13 @@ session's process picks up, wherever it runs."""
 from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import ApiError
+from core.openapi import PHONE, SESSION_ID_PATTERN, error_responses, path_session_id, schema_field
 
 from .backends import backend_class
 from .ids import InvalidSessionId, validate_session_id
@@ -42,19 +43,13 @@ class SimulatorActionView(SimulatorView):
     allowed: tuple[str, ...] = ()
     refusal: tuple[str, str] = ("", "")
 
-    @extend_schema(
-        request=inline_serializer("SimulatorActionInput", {
-            "phone": serializers.CharField(required=False, help_text="scan only"),
-            "expireSeconds": serializers.IntegerField(required=False, help_text="ban only"),
-        }),
-        responses={202: SuccessSerializer},
-    )
     def post(self, request, session_id: str):
         session = get_configured_session(session_id)
         payload = {}
         body = body_object(request)
         if self.action == SimulatorControl.Action.SCAN:
-            payload["phone"] = clean_phone(body.get("phone") or DEFAULT_SCAN_PHONE)
+            phone = body.get("phone")
+            payload["phone"] = clean_phone(DEFAULT_SCAN_PHONE if phone is None else phone)
         elif self.action == SimulatorControl.Action.BAN:
             expire = body.get("expireSeconds", 3600)
             if not isinstance(expire, int) or isinstance(expire, bool) or not 1 <= expire <= 30 * 86400:
@@ -66,24 +61,52 @@ class SimulatorActionView(SimulatorView):
         return Response({"success": True, "message": _("Acción enviada al teléfono simulado.")}, status=202)
 
 
+@extend_schema_view(post=extend_schema(
+    operation_id="simulator_scan", summary="The phone scans the QR", tags=["simulator"], parameters=[path_session_id()],
+    request=inline_serializer("SimulatorScanRequest", {"phone": schema_field({**PHONE, "nullable": True, "description": "The number that links (default 51900000001)."}, required=False)}),
+    responses={202: OpenApiResponse(SuccessSerializer, description="The simulated phone will do it."),
+               **error_responses({400: ["invalid_session_id", "invalid_phone"],
+                                  404: ["unknown_session", "not_found"], 409: ["no_pending_qr"]}, takes_body=True)},
+))
 class SimulatorScanView(SimulatorActionView):
     action = SimulatorControl.Action.SCAN
     allowed = (SessionStatus.QR,)
     refusal = ("no_pending_qr", _lazy("No hay un código QR pendiente para esta sesión."))
 
 
+@extend_schema_view(post=extend_schema(
+    operation_id="simulator_drop", summary="The connection drops", tags=["simulator"], parameters=[path_session_id()],
+    request=None,
+    responses={202: OpenApiResponse(SuccessSerializer, description="The simulated phone will do it."),
+               **error_responses({400: ["invalid_session_id", ],
+                                  404: ["unknown_session", "not_found"], 409: ["not_connected"]}, takes_body=True)},
+))
 class SimulatorDropView(SimulatorActionView):
     action = SimulatorControl.Action.DROP
     allowed = (SessionStatus.CONNECTED,)
     refusal = ("not_connected", _lazy("La sesión no está conectada."))
 
 
+@extend_schema_view(post=extend_schema(
+    operation_id="simulator_logout", summary="The phone unlinks the device", tags=["simulator"], parameters=[path_session_id()],
+    request=None,
+    responses={202: OpenApiResponse(SuccessSerializer, description="The simulated phone will do it."),
+               **error_responses({400: ["invalid_session_id", ],
+                                  404: ["unknown_session", "not_found"], 409: ["not_linked"]}, takes_body=True)},
+))
 class SimulatorLogoutView(SimulatorActionView):
     action = SimulatorControl.Action.LOGOUT
     allowed = (SessionStatus.CONNECTED, SessionStatus.DISCONNECTED)
     refusal = ("not_linked", _lazy("La sesión no tiene un número vinculado."))
 
 
+@extend_schema_view(post=extend_schema(
+    operation_id="simulator_replace", summary="Another connection takes the number", tags=["simulator"], parameters=[path_session_id()],
+    request=None,
+    responses={202: OpenApiResponse(SuccessSerializer, description="The simulated phone will do it."),
+               **error_responses({400: ["invalid_session_id", ],
+                                  404: ["unknown_session", "not_found"], 409: ["not_connected"]}, takes_body=True)},
+))
 class SimulatorReplaceView(SimulatorActionView):
     """Another connection takes the number (WhatsApp's "stream replaced")."""
 
@@ -92,6 +115,13 @@ class SimulatorReplaceView(SimulatorActionView):
     refusal = ("not_connected", _lazy("La sesión no está conectada."))
 
 
+@extend_schema_view(post=extend_schema(
+    operation_id="simulator_ban", summary="WhatsApp bans the number for a while", tags=["simulator"], parameters=[path_session_id()],
+    request=inline_serializer("SimulatorBanRequest", {"expireSeconds": serializers.IntegerField(required=False, min_value=1, max_value=30 * 86400, help_text="Default 3600.")}),
+    responses={202: OpenApiResponse(SuccessSerializer, description="The simulated phone will do it."),
+               **error_responses({400: ["invalid_session_id", "invalid_parameters"],
+                                  404: ["unknown_session", "not_found"], 409: ["not_connected"]}, takes_body=True)},
+))
 class SimulatorBanView(SimulatorActionView):
     """A temporary ban of the number, `expireSeconds` long (default 3600)."""
 
@@ -115,9 +145,15 @@ class OutboxItemSerializer(serializers.Serializer):
 
 class SimulatorOutboxView(SimulatorView):
     @extend_schema(
-        operation_id="simulator_outbox",
-        parameters=[OpenApiParameter("sessionId", str, required=False), OpenApiParameter("to", str, required=False)],
-        responses={200: OutboxItemSerializer(many=True)},
+        operation_id="simulator_outbox", summary="What was delivered", tags=["simulator"],
+        parameters=[
+            OpenApiParameter("sessionId", {"type": "string", "pattern": "^$|" + SESSION_ID_PATTERN}, required=False,
+                             description="Only this session's (empty: every session's)."),
+            OpenApiParameter("to", {"type": "string", "format": "phone"}, required=False,
+                             description="Only what went to this number."),
+        ],
+        responses={200: OutboxItemSerializer(many=True),
+                   **error_responses({400: ["invalid_session_id", "invalid_phone"], 404: ["not_found"]})},
     )
     def get(self, request):
         rows = SimulatorOutbox.objects.all()
