@@ -28,14 +28,32 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 # Examples per operation, per generation mode, per credential: 13 operations x 2 x (this + 2 x a fifth).
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "80"))
+# Refusals that the worker running the session gives to a valid command: the command row is its answer.
+WORKER_REFUSALS = {"not_waiting_for_link", "session_not_running", "not_connected", "pairing_failed", "logout_failed"}
 ERROR_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @pytest.fixture
-def server(configured, tmp_path):
+def server(configured, tmp_path, settings):
     # Commands to the worker (pairing code, logout, delete) answer within a second or two here.
     with serve(tmp_path, SESSION_COMMAND_WAIT_SECONDS="5", SESSION_POLL_SECONDS="0.1") as server:
+        wait_for_sessions_to_settle(server, settings.API_STATIC_TOKEN)
         yield server
+
+
+def wait_for_sessions_to_settle(server, token, timeout: float = 30) -> None:
+    """The sessions start with the server (stopped, initializing, qr): a request that changes nothing must
+    not be blamed for that."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sessions = requests.get(f"{server.url}/api/sessions", headers={"Authorization": f"Bearer {token}"},
+                                timeout=10).json()
+        if sessions and all(s["status"] == "qr" for s in sessions):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the sessions did not reach qr: {sessions}")
 
 
 def load_schema(server, token):
@@ -135,7 +153,11 @@ def test_fuzzed_requests_get_no_5xx_and_errors_in_the_contract_shape(server, tok
                     queued = OutgoingMessage.objects.count()
                     config, sessions, commands = (settings.SESSIONS_CONFIG.read_bytes(), session_rows(),
                                                   SessionCommand.objects.count())
-                    response = case.call(base_url=server.url, session=http, headers=headers, timeout=30)
+                    # The schema's bearer scheme makes schemathesis draw an Authorization of its own: the
+                    # credential under test is the only one sent.
+                    case.headers = {**{k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"},
+                                    **headers}
+                    response = case.call(base_url=server.url, session=http, timeout=30)
                     statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
                     where = f"{name}/{mode.value}: {case.method} {case.formatted_path} -> {response.status_code}"
                     assert response.status_code < 500, f"{where}: {response.text[:500]!r}"
@@ -144,7 +166,8 @@ def test_fuzzed_requests_get_no_5xx_and_errors_in_the_contract_shape(server, tok
                         assert OutgoingMessage.objects.count() == queued, f"{where} queued a message"
                         assert settings.SESSIONS_CONFIG.read_bytes() == config, f"{where} changed the config file"
                         assert session_rows() == sessions, f"{where} changed the sessions"
-                        assert SessionCommand.objects.count() == commands, f"{where} left a session command"
+                        if response.json()["error"] not in WORKER_REFUSALS:
+                            assert SessionCommand.objects.count() == commands, f"{where} left a session command"
                     else:
                         assert OutgoingMessage.objects.count() - queued in (0, 1), f"{where} queued more than one"
                     if name != "token":
