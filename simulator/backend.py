@@ -2,11 +2,11 @@
 
 Unlinked, it shows QR codes that rotate (first valid SIMULATOR_QR_FIRST_SECONDS, then
 SIMULATOR_QR_NEXT_SECONDS each, SIMULATOR_QR_COUNT in all), then gives up with `qr_timeout`. The
-simulated phone and server are driven through SimulatorControl rows (written by /api/simulator/...,
-possibly in another process), which the supervisor takes (`take_controls`) and hands to the session
-process (`control`), each once: scan links and connects and stores a small device document (in the
-session's folder or schema: sessions_app.credential_store), so a new process reconnects without a QR;
-drop loses the connection and reconnects by itself; logout removes the device; replace (another
+simulated phone and server are driven through SimulatorControl rows (written by the endpoints of
+simulator.views, possibly in another process), which the supervisor takes (`take_controls`) and hands to
+the session process (`control`), each once: scan links and connects and stores a small device document
+(in the session's folder or schema: sessions_app.credential_store), so a new process reconnects without
+a QR; drop loses the connection and reconnects by itself; logout removes the device; replace (another
 connection took the number) and ban (a temporary ban) end the connection for good, as whatsmeow does;
 read is a recipient opening the chat (one read receipt for what was sent to `to` and not read yet).
 Sends land in SimulatorOutbox and are "delivered" shortly after. The contract it keeps, with neonize:
@@ -21,7 +21,7 @@ import secrets
 import threading
 import time
 
-from .base import BackendError, ClientBackend
+from sessions_app.backends.base import BackendError, ClientBackend
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def new_wa_message_id() -> str:
 
 class SimulatorBackend(ClientBackend):
     name = "simulator"
-    PRELOAD_MODULES = ["sessions_app.django_preload"]
+    PRELOAD_MODULES = ["simulator.django_preload"]
 
     def __init__(self, session_id, store_dir, emit):
         super().__init__(session_id, store_dir, emit)
@@ -163,7 +163,7 @@ class SimulatorBackend(ClientBackend):
         from django.db import transaction
         from django.utils import timezone
 
-        from sessions_app.models import SimulatorControl
+        from .models import SimulatorControl
 
         if not session_ids:
             return []
@@ -222,7 +222,7 @@ class SimulatorBackend(ClientBackend):
         from django.db import close_old_connections
         from django.utils import timezone
 
-        from sessions_app.models import SimulatorOutbox
+        from .models import SimulatorOutbox
 
         self._require_connected()
         if self.send_latency:
