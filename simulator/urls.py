@@ -11,5 +11,6 @@ urlpatterns = [
     path("sessions/<str:session_id>/logout", views.SimulatorLogoutView.as_view(), name="simulator-logout"),
     path("sessions/<str:session_id>/replace", views.SimulatorReplaceView.as_view(), name="simulator-replace"),
     path("sessions/<str:session_id>/ban", views.SimulatorBanView.as_view(), name="simulator-ban"),
+    path("sessions/<str:session_id>/read", views.SimulatorReadView.as_view(), name="simulator-read"),
     path("outbox", views.SimulatorOutboxView.as_view(), name="simulator-outbox"),
 ]

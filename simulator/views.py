@@ -1,18 +1,19 @@
 """The simulator's control endpoints, routed only where the simulator is installed (WHATSAPP_BACKEND=
 simulator; elsewhere whatsapp_service.urls answers 404 on their paths): what a phone would do to a session
-(scan its QR, lose the connection, unlink the device) and what was delivered. Beyond the
+(scan its QR, lose the connection, unlink the device, read a chat) and what was delivered. Beyond the
 contract, replace and ban let a staging system see how the service takes a number taken over by another
 connection, or banned for a while. The actions are SimulatorControl rows that the session's process picks
 up, wherever it runs."""
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import ApiError
+from core.phones import phone_digits
 from sessions_app.ids import InvalidSessionId, validate_session_id
 from sessions_app.models import SessionStatus
 from sessions_app.selectors import get_configured_session, invalid_session_id_error
@@ -90,6 +91,28 @@ class SimulatorBanView(SimulatorActionView):
         if not isinstance(expire, int) or isinstance(expire, bool) or not 1 <= expire <= 30 * 86400:
             raise ApiError(400, "invalid_parameters", _("'expireSeconds' debe ser un entero de 1 a 2592000."))
         return {"expire_seconds": expire}
+
+
+@extend_schema_view(post=extend_schema(
+    request=inline_serializer("SimulatorReadInput", {
+        "to": serializers.CharField(help_text="the number whose phone opens the chat"),
+    }),
+    responses={202: SuccessSerializer},
+))
+class SimulatorReadView(SimulatorActionView):
+    """The recipient `to` opens the chat: one read receipt names what this session sent to it and it had
+    not read yet."""
+
+    action = SimulatorControl.Action.READ
+    allowed = (SessionStatus.CONNECTED,)
+    refusal = ("not_connected", _lazy("La sesión no está conectada."))
+
+    def payload(self, body: dict) -> dict:
+        to = phone_digits(body.get("to"))
+        if to is None:
+            raise ApiError(400, "invalid_phone",
+                           _("'to' debe ser un número válido con código de país (ejemplo: 51987654321)."))
+        return {"to": to}
 
 
 class OutboxItemSerializer(serializers.Serializer):

@@ -11,7 +11,7 @@ from tests.sessions_app.test_session_endpoints import QR, assert_error, set_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ACTIONS = ["scan", "drop", "logout", "replace", "ban"]
+ACTIONS = ["scan", "drop", "logout", "replace", "ban", "read"]
 
 
 @pytest.fixture
@@ -36,6 +36,8 @@ def test_phone_actions_are_queued_for_the_session_process_when_they_make_sense(c
     assert_error(client.post("/api/simulator/sessions/tienda_lima/scan", headers=auth, json={}), 409, "no_pending_qr")
     assert_error(client.post("/api/simulator/sessions/tienda_lima/drop", headers=auth), 409, "not_connected")
     assert_error(client.post("/api/simulator/sessions/tienda_lima/logout", headers=auth), 409, "not_linked")
+    assert_error(client.post("/api/simulator/sessions/tienda_lima/read", headers=auth, json={"to": "51987654321"}),
+                 409, "not_connected")
     set_row(status=SessionStatus.QR, qr=QR)
     assert_error(client.post("/api/simulator/sessions/tienda_lima/scan", headers=auth, json={"phone": "x"}), 400,
                  "invalid_phone")
@@ -50,6 +52,11 @@ def test_phone_actions_are_queued_for_the_session_process_when_they_make_sense(c
                      400, "invalid_parameters")
     ban = client.post("/api/simulator/sessions/tienda_lima/ban", headers=auth, json={"expireSeconds": 60})
     assert ban.status_code == 202
+    for body in ({}, {"to": "abc"}, {"to": "123"}, {"to": ["51987654321"]}):
+        assert_error(client.post("/api/simulator/sessions/tienda_lima/read", headers=auth, json=body), 400,
+                     "invalid_phone")
+    read = client.post("/api/simulator/sessions/tienda_lima/read", headers=auth, json={"to": "+51 987-654-321"})
+    assert read.status_code == 202 and read.json()["success"] is True
     actions = list(SimulatorControl.objects.order_by("id").values_list("session_id", "action", "payload"))
     assert actions == [
         ("tienda_lima", "scan", {"phone": "51911111111"}),
@@ -57,6 +64,7 @@ def test_phone_actions_are_queued_for_the_session_process_when_they_make_sense(c
         ("tienda_lima", "logout", {}),
         ("tienda_lima", "replace", {}),
         ("tienda_lima", "ban", {"expire_seconds": 60}),
+        ("tienda_lima", "read", {"to": "51987654321"}),
     ]
 
 

@@ -1,5 +1,5 @@
 """The simulator as the real service runs it (`manage.py serve`, `manage.py shell`, `makemigrations`): an
-app installed and routed only with its backend."""
+app installed and routed only with its backend, and its phone reading a chat end to end."""
 
 import json
 import subprocess
@@ -10,11 +10,12 @@ import pytest
 
 from sessions_app.models import SessionStatus, WhatsAppSession
 from simulator.models import SimulatorControl
+from tests.messaging.test_dispatcher import FAST, Api
 from tests.processes import ROOT, serve, service_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-CONTROL_PATHS = [f"/api/simulator/sessions/tienda_lima/{a}" for a in ("scan", "drop", "logout", "replace", "ban")]
+CONTROL_PATHS = [f"/api/simulator/sessions/tienda_lima/{a}" for a in ("scan", "drop", "logout", "replace", "ban", "read")]
 
 LAYOUT = """
 import json
@@ -52,7 +53,7 @@ def test_the_simulator_is_installed_and_routed_with_its_backend_only(configured)
     assert {"simulator.SimulatorControl", "simulator.SimulatorOutbox"} <= set(simulated["models"])
     assert simulated["routes"] == sorted(
         ["api/simulator/outbox"] + [f"api/simulator/sessions/<str:session_id>/{a}"
-                                    for a in ("scan", "drop", "logout", "replace", "ban")])
+                                    for a in ("scan", "drop", "logout", "replace", "ban", "read")])
 
 
 @pytest.mark.parametrize("backend", ["neonize", "simulator"])
@@ -82,3 +83,17 @@ def test_without_the_simulator_its_paths_answer_404_after_the_token_check(config
         assert "simulator" not in schema.text.lower()
     assert not SimulatorControl.objects.exists()
 
+
+def test_a_chat_read_on_the_simulated_phone_marks_the_delivered_pdf_read(configured, auth, tmp_path):
+    with serve(tmp_path, **FAST) as server:
+        api = Api(server, auth)
+        schema = api.client.get("/api/schema/").json()
+        assert "/api/simulator/sessions/{session_id}/read" in schema["paths"]
+        api.link("tienda_lima")
+        message_id = api.send(to="51987654321")
+        api.wait(lambda: api.message(message_id)["status"] == "delivered")
+        assert api.message(message_id)["readAt"] is None  # delivered, and nobody reads by themselves
+        read = api.client.post("/api/simulator/sessions/tienda_lima/read", json={"to": "+51 987 654 321"})
+        assert read.status_code == 202, read.text
+        message = api.wait(lambda: api.message(message_id)["status"] == "read" and api.message(message_id))
+    assert message["readAt"] and message["deliveredAt"] and message["readAt"] >= message["sentAt"]
