@@ -9,9 +9,9 @@ import logging
 
 from django.utils.translation import gettext as _
 
-from core.auth import bearer_from_header, token_matches
+from core.auth import check_authorization
 from core.errors import ApiError
-from core.http_guard import send_json
+from core.http_guard import respond, send_json
 
 from .intake import check_content_length, parse_send_pdf, too_large
 from . import wakeups
@@ -42,21 +42,14 @@ async def _read_body(receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def _authenticate(headers: dict[bytes, bytes]) -> None:
-    header = headers.get(b"authorization")
-    if not header:
-        raise ApiError(401, "missing_token", _("Falta el encabezado Authorization: Bearer <token>."))
-    token = bearer_from_header(header)
-    if token is None or not token_matches(token):
-        raise ApiError(403, "invalid_token", _("El token no es válido."))
-
-
 async def handle(scope, receive, send) -> None:
     from django.conf import settings
 
     headers = dict(scope["headers"])
     try:
-        _authenticate(headers)
+        refused = check_authorization(headers.get(b"authorization"))
+        if refused is not None:
+            raise refused
         length = headers.get(b"content-length")
         check_content_length(int(length) if length and length.isdigit() else None)
         body = await _read_body(receive, settings.MAX_REQUEST_BYTES)
@@ -65,13 +58,13 @@ async def handle(scope, receive, send) -> None:
         accepted = await enqueue_async(request)
     except ApiError as exc:
         extra = [(b"www-authenticate", b'Bearer realm="api"')] if exc.status_code == 401 else []
-        await send_json(send, exc.status_code, exc.body(), extra)
+        await respond(send, exc.status_code, exc.code, exc.message, extra)
         return
     except ConnectionAbortedError:
         return
     except Exception:
         log.exception("send-pdf failed")
-        await send_json(send, 500, {"success": False, "error": "internal_error", "message": _("Error interno.")})
+        await respond(send, 500, "internal_error", _("Error interno."))
         return
     await send_json(send, 202, accepted_body(accepted.message_id))
     if accepted.created:

@@ -16,7 +16,6 @@ schedule.
 import asyncio
 import inspect
 import logging
-import random
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,8 +25,10 @@ from functools import partial
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections
 from django.utils import timezone
+
+from core.db_threads import in_db_thread, with_fresh_connection
+from core.retry import backoff
 
 from . import protocol, session_commands, session_leases, session_process, session_state, signals, worker_heartbeat
 from .backends import backend_class
@@ -38,12 +39,6 @@ from .supervisor_leases import LeaseKeeping
 log = logging.getLogger(__name__)
 
 __all__ = ["CommandTimeout", "SessionUnavailable", "Supervisor"]
-
-
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """base * 2^(attempt-1), capped, with "equal jitter": between half and all of it."""
-    delay = min(cap, base * 2 ** max(0, attempt - 1))
-    return delay / 2 + random.uniform(0, delay / 2)
 
 
 @dataclass(eq=False)
@@ -404,7 +399,7 @@ class Supervisor(LeaseKeeping):
 
     # -- database and channel layer ----------------------------------------------------------------
     async def _in_db(self, fn, *args):
-        return await self.loop.run_in_executor(self._db, partial(_with_fresh_connection, fn, *args))
+        return await in_db_thread(self._db, fn, *args)
 
     def _save(self, session_id: str, change: session_state.Change) -> None:
         self._db.submit(_quietly, session_state.apply_change, session_id, change, self._publish)
@@ -457,15 +452,10 @@ class Supervisor(LeaseKeeping):
         self._writers.shutdown(wait=False)
 
 
-def _with_fresh_connection(fn, *args):
-    close_old_connections()
-    return fn(*args)
-
-
 def _quietly(fn, *args) -> None:
     """For work nobody awaits: log its failure instead of losing it in a Future."""
     try:
-        _with_fresh_connection(fn, *args)
+        with_fresh_connection(fn, *args)
     except Exception:
         log.exception("supervisor: %s failed", getattr(fn, "__name__", fn))
 
