@@ -190,12 +190,11 @@ class SimulatorBackend(ClientBackend):
         credential_store.save_simulator_device(self.session_id, json.dumps(data))
 
     def _forget_credentials(self) -> None:
-        from django.db import close_old_connections
-
+        from core.db_threads import with_fresh_connection
         from sessions_app import credential_store
 
-        close_old_connections()  # called from the command thread too, which has a connection of its own
-        credential_store.delete_simulator_device(self.session_id)
+        # Called from the command thread too, which has a connection of its own.
+        with_fresh_connection(credential_store.delete_simulator_device, self.session_id)
 
     def _set_state(self, state: str) -> None:
         with self._lock:
@@ -218,9 +217,11 @@ class SimulatorBackend(ClientBackend):
 
     def _send(self, to: str, data: bytes, **fields) -> dict:
         import hashlib
+        from functools import partial
 
-        from django.db import close_old_connections
         from django.utils import timezone
+
+        from core.db_threads import with_fresh_connection
 
         from .models import SimulatorOutbox
 
@@ -233,8 +234,9 @@ class SimulatorBackend(ClientBackend):
             raise BackendError("not_on_whatsapp", f"{to} is not on WhatsApp")
         wa_message_id = new_wa_message_id()
         sent_at = timezone.now()
-        close_old_connections()  # a connection broken by a database outage is replaced
-        SimulatorOutbox.objects.create(
+        # A connection broken by a database outage is replaced.
+        with_fresh_connection(partial(
+            SimulatorOutbox.objects.create,
             session_id=self.session_id,
             to=to,
             **fields,
@@ -242,7 +244,7 @@ class SimulatorBackend(ClientBackend):
             size=len(data),
             wa_message_id=wa_message_id,
             sent_at=sent_at,
-        )
+        ))
         with self._lock:
             self._unread.setdefault(to, []).append(wa_message_id)
         self._receipts.put((time.monotonic() + self.delivery_delay, to, wa_message_id))
