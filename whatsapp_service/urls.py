@@ -42,8 +42,8 @@ urlpatterns = [
 
 
 class SimulatorAbsentView(APIView):
-    """The simulator's paths where it is not installed: 404, after the token check as on every /api/
-    route, so that nobody learns the mode without the token."""
+    """The simulator's paths where it is not installed: the token is checked first, as on its endpoints,
+    then 404, so that nobody learns the mode without the token."""
 
     schema = None  # not part of the API
 
