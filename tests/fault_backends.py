@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from sessions_app.backends.simulator_backend import SimulatorBackend
+from simulator.backend import SimulatorBackend
 
 
 class FloodingBackend(SimulatorBackend):
