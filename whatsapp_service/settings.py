@@ -352,7 +352,8 @@ SPECTACULAR_SETTINGS = {
     "TAGS": [{"name": "messages", "description": "Send and follow messages."},
              {"name": "sessions", "description": "The WhatsApp numbers the service runs."},
              {"name": "linking", "description": "Link and unlink a session's number."},
-             {"name": "simulator", "description": "WHATSAPP_BACKEND=simulator only: what a phone would do."}],
+             *([{"name": "simulator", "description": "WHATSAPP_BACKEND=simulator only: what a phone would do."}]
+               if SIMULATOR_INSTALLED else [])],
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [
         "core.auth.StaticTokenAuthentication",
