@@ -129,3 +129,28 @@ def schema_field(schema: dict, field_class=None, **kwargs):
 
     base = field_class or serializers.CharField
     return extend_schema_field(schema)(type(f"Schema{base.__name__}", (base,), {}))(**kwargs)
+
+
+def char_class(keep, *, negate: bool = False) -> str:
+    """A regex class of every code point `keep` accepts, as literal ranges (no \\p{...}: neither ECMA-262
+    without the u flag nor Python's re has it). For rules such as "a character that is not a control"."""
+    ranges, start = [], None
+    for point in range(0x110000):
+        if 0xD800 <= point <= 0xDFFF:  # surrogates: no character of a JSON string on their own
+            kept = False
+        else:
+            kept = keep(chr(point))
+        if kept and start is None:
+            start = point
+        elif not kept and start is not None:
+            ranges.append((start, point - 1))
+            start = None
+    if start is not None:
+        ranges.append((start, 0x10FFFF))
+
+    def literal(point: int) -> str:
+        ch = chr(point)
+        return "\\" + ch if ch in "\\]^-[" else (f"\\x{point:02x}" if point < 0x20 or point == 0x7F else ch)
+
+    body = "".join(literal(a) if a == b else f"{literal(a)}-{literal(b)}" for a, b in ranges)
+    return f"[{'^' if negate else ''}{body}]"

@@ -1,3 +1,4 @@
+import unicodedata
 import uuid
 
 from django.core.exceptions import ImproperlyConfigured
@@ -9,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import ApiError
-from core.openapi import PDF_BASE64, PHONE, SESSION_ID, error_responses, schema_field
+from core.openapi import PDF_BASE64, PHONE, SESSION_ID, char_class, error_responses, schema_field
 
 from .intake import MAX_CAPTION, MAX_FILE_NAME, MAX_IDEMPOTENCY_KEY, MAX_TEXT
 from .selectors import message_as_json, messages_without_payload
@@ -22,6 +23,10 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 )
 # A character that is not whitespace for Python's str.strip (the rule of messaging.intake.clean_text).
 NOT_ONLY_SPACE = "[^\\t\\n\\x0b\\x0c\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+# messaging.intake.clean_file_name: empty, or a last part (after '/' or '\\') with a character that is kept
+# (not a control, format, private or unassigned one) and is not a space or a dot.
+FILE_NAME_PATTERN = "^$|^(?:[\\s\\S]*[/\\\\])?[^/\\\\]*%s[^/\\\\]*$" % char_class(
+    lambda ch: unicodedata.category(ch)[0] != "C" and not ch.isspace() and ch not in "./\\")
 # The checks every send makes (messaging.intake), by the `error` they answer.
 SEND_ERRORS = {
     400: ["missing_parameters", "invalid_session_id", "invalid_phone", "invalid_idempotency_key"],
@@ -96,10 +101,10 @@ class SendPdfView(SendEndpointView):
         pdfBase64 = schema_field({**PDF_BASE64, "description": "The PDF in base64."})
         fileName = schema_field({
             "type": "string", "nullable": True, "maxLength": MAX_FILE_NAME - len(".pdf"),
-            # Empty, or a last part (after '/' or '\\') with a character that is not a space, dot or control.
-            "pattern": r"^$|^(?:.*[/\\])?[^/\\]*[^/\\\s.\x00-\x1f\x7f-\x9f][^/\\]*$",
+            "pattern": FILE_NAME_PATTERN,
             "description": "Shown to the recipient (default Comprobante.pdf); '.pdf' is added when missing and a "
-                           "path is cut to its last part.",
+                           "path is cut to its last part, which needs a character other than spaces, dots and "
+                           "control or unassigned characters.",
         }, required=False)
         caption = schema_field({
             "type": "string", "nullable": True, "maxLength": MAX_CAPTION,
