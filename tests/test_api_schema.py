@@ -4,6 +4,7 @@ openapi-python-client generates from it sends and reads back through its own cod
 left out of it."""
 
 import base64
+import functools
 import importlib
 import json
 import os
@@ -12,13 +13,17 @@ import sys
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
+
+from core.openapi import PDF_BASE64
 
 from messaging.asgi_send import ENDPOINTS
 from tests.conftest import AsgiClient, make_pdf
 from tests.processes import ROOT, serve
 from tests.test_route_protection import all_routes
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 BIN = os.path.dirname(sys.executable)
 # Test cases per operation and phase: about 900 requests in all, 15-30 s on this machine.
@@ -39,6 +44,8 @@ def served_schema(server, token) -> dict:
     return response.json()
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
 def test_schemathesis_with_every_check_finds_nothing(server, token, tmp_path):
     report = tmp_path / "schemathesis.json"
     run = subprocess.run(
@@ -73,6 +80,8 @@ def generate_client(schema: dict, tmp_path):
         sys.path.remove(str(tmp_path / "client"))
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
 def test_a_generated_client_sends_and_reads_back_through_its_own_code(server, token, tmp_path):
     wa = generate_client(served_schema(server, token), tmp_path)
     models = wa["models"]
@@ -108,6 +117,7 @@ def test_a_generated_client_sends_and_reads_back_through_its_own_code(server, to
           f"list_sessions -> {[s.session_id for s in sessions]}")
 
 
+@pytest.mark.django_db(transaction=True)
 def test_every_api_route_is_in_the_schema(configured, auth):
     """A route added without its schema fails here: Django's /api/ routes and the send adapter's paths,
     against the schema's paths and methods."""
@@ -130,3 +140,48 @@ def test_every_api_route_is_in_the_schema(configured, auth):
                     assert error["enum"], (method, path, status)
     ids = [op["operationId"] for item in paths.values() for op in item.values()]
     assert len(ids) == len(set(ids))
+
+
+@functools.lru_cache
+def pattern_validator(pattern: str):
+    import jsonschema_rs
+
+    return jsonschema_rs.validator_for({"type": "string", "pattern": pattern})
+
+
+def matches(pattern: str, value: str) -> bool:
+    """As JSON Schema reads a pattern (ECMA-262: `$` is the end, not also before a last line break), with
+    the validator schemathesis uses."""
+    return pattern_validator(pattern).is_valid(value)
+
+
+def takes(clean, value) -> bool:
+    from messaging.errors import InvalidMessage
+
+    try:
+        clean(value)
+    except InvalidMessage:
+        return False
+    return True
+
+
+@hyp_settings(max_examples=600, deadline=None, derandomize=True)
+@given(st.one_of(
+    st.from_regex(PDF_BASE64["pattern"]),
+    st.text(alphabet="JVBERi0123AQgw+/-_= \t\n\r\x0b\x0c", max_size=24).map(lambda s: "JVBERi" + s),
+    st.builds("{}{}".format, st.sampled_from(["", "data:application/pdf;base64,", "DATA:;BASE64,", " data:;base64,"]),
+              st.text(alphabet="JVBERi0+/= \n", max_size=16)),
+))
+def test_the_pdf_pattern_is_what_the_service_decodes(value):
+    from messaging.intake import decode_pdf
+
+    assert matches(PDF_BASE64["pattern"], value) == takes(decode_pdf, value), repr(value)
+
+
+@hyp_settings(max_examples=600, deadline=None, derandomize=True)
+@given(st.one_of(st.text(max_size=12), st.text(alphabet="a./\\ \t\u200b\U000f0000ñ😀\n", max_size=8)))
+def test_the_file_name_pattern_is_what_the_service_takes(value):
+    from messaging.intake import clean_file_name
+    from messaging.views import FILE_NAME_PATTERN
+
+    assert matches(FILE_NAME_PATTERN, value) == takes(clean_file_name, value), repr(value)
