@@ -144,7 +144,8 @@ class SimulatorReadView(SimulatorActionView):
     refusal = ("not_connected", _lazy("La sesión no está conectada."))
 
     def payload(self, body: dict) -> dict:
-        to = phone_digits(body.get("to"))
+        to = body.get("to")
+        to = phone_digits(to) if isinstance(to, str) else None  # a string, as its schema says
         if to is None:
             raise ApiError(400, "invalid_phone",
                            _("'to' debe ser un número válido con código de país (ejemplo: 51987654321)."))
