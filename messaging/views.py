@@ -16,10 +16,10 @@ from .intake import MAX_CAPTION, MAX_FILE_NAME, MAX_IDEMPOTENCY_KEY, MAX_TEXT
 from .selectors import message_as_json, messages_without_payload
 
 IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", {"type": "string", "pattern": r"^[\x21-\x7e]{1,%d}$" % MAX_IDEMPOTENCY_KEY},
+    "Idempotency-Key", {"type": "string", "pattern": r"^[\x21-\x7e]{0,%d}$" % MAX_IDEMPOTENCY_KEY},
     OpenApiParameter.HEADER, required=False,
     description="Send the same key again (same body) to get the first answer's messageId instead of a second "
-                "message; the same key with another body is 409 idempotency_conflict.",
+                "message; the same key with another body is 409 idempotency_conflict. Empty: no key.",
 )
 # A character that is not whitespace for Python's str.strip (the rule of messaging.intake.clean_text).
 NOT_ONLY_SPACE = "[^\\t\\n\\x0b\\x0c\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
