@@ -53,7 +53,7 @@ def test_schemathesis_with_every_check_finds_nothing(server, token, tmp_path):
          "-H", f"Authorization: Bearer {token}", "--max-examples", EXAMPLES, "--seed", SEED, "--workers", "1",
          "--phases", "examples,coverage,fuzzing,stateful", "--request-timeout", "20",
          "--report", "json", "--report-json-path", str(report), "--output-sanitize", "true"],
-        cwd=ROOT, env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks", "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path, env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks", "PYTHONPATH": str(ROOT)},
         capture_output=True, text=True, timeout=300,
     )
     summary = run.stdout[run.stdout.rfind("SUMMARY"):]
