@@ -3,7 +3,7 @@
 It runs on the session supervisor's event loop (started by the supervisor_started signal), one sender
 task per session: a session that is slow or stuck delays only itself. A sender claims its session's
 next due message (messaging.send_queue), waits its turn (messaging.pacing), sends through the session
-process (Supervisor.call) and records the outcome. Senders sleep until woken: by the API through the
+process (SessionGateway.call) and records the outcome. Senders sleep until woken: by the API through the
 channel layer (messaging.wakeups) the moment a message is committed, by a session connecting, or by
 the slow sweep that is the safety net.
 """
@@ -20,7 +20,7 @@ from django.db import close_old_connections, connection
 
 from sessions_app import session_leases, signals as session_signals
 from sessions_app.models import SessionStatus, WhatsAppSession
-from sessions_app.supervisor import CommandTimeout, SessionUnavailable
+from sessions_app.worker import CommandTimeout, SessionGateway, SessionUnavailable
 from core.ttl_cache import TtlCache
 
 from . import send_queue, wakeups
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher:
-    def __init__(self, supervisor):
+    def __init__(self, supervisor: SessionGateway):
         self.supervisor = supervisor
         self.owner = supervisor.worker_id  # host:pid:token, also the owner of its session leases
         self.loop = asyncio.get_running_loop()

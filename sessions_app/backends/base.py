@@ -34,7 +34,7 @@ Events, the dicts a backend passes to `emit` ("event" is the name; the other key
     error            message: str  something failed inside the backend (e.g. in an event handler); the
                      client goes on
 After a terminal event the client stays down until stop(): commands that need a connection raise
-`not_connected`. The supervisor's policy for each event is in sessions_app.supervisor.
+`not_connected`. The supervisor's policy for each event is in sessions_app.worker.policy.
 """
 
 import abc

@@ -323,7 +323,7 @@ print(json.dumps({"light": light, "python_side": "neonize.client" in sys.modules
 # ----- through the real worker ---------------------------------------------------------------------
 
 START_LINE = re.compile(
-    r"^(\S+ \S+) INFO sessions_app\.supervisor session tienda_lima: process (\d+) started \(epoch \d+\)$"
+    r"^(\S+ \S+) INFO sessions_app\.worker\.supervisor session tienda_lima: process (\d+) started \(epoch \d+\)$"
 )
 
 

@@ -1,6 +1,6 @@
 """The restart schedule: doubling waits with jitter, capped, so sessions failing together spread out."""
 
-from sessions_app.supervisor import backoff
+from core.retry import backoff
 
 
 def test_waits_double_with_jitter_up_to_the_cap():
