@@ -111,7 +111,7 @@ def spawn_until_first_event(count: int) -> dict:
     while pending and time.monotonic() < deadline:
         for conn in wait(list(pending), timeout=1):
             try:
-                event = conn.recv().get("event")
+                event = conn.recv().name
             except EOFError:
                 event = "exited"
             if event != "heartbeat":

@@ -18,7 +18,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from sessions_app import session_leases, signals as session_signals
+from sessions_app import protocol, session_leases, signals as session_signals
 from sessions_app.models import SessionStatus, WhatsAppSession
 from sessions_app.worker import CommandTimeout, SessionGateway, SessionUnavailable
 from core.ttl_cache import TtlCache
@@ -186,10 +186,9 @@ class Dispatcher:
                 outcomes.append(record(send_queue.record_failed, pk, owner, "not_on_whatsapp"))
                 return False, False
             if m.kind == "text":
-                command = {"cmd": "send_text", "to": m.to, "text": m.data.decode(), "ref": m.message_id}
+                command = protocol.SendText(m.to, m.data.decode(), ref=m.message_id)
             else:
-                command = {"cmd": "send_document", "to": m.to, "data": m.data, "file_name": m.file_name,
-                           "mimetype": m.mimetype, "caption": m.caption, "ref": m.message_id}
+                command = protocol.SendDocument(m.to, m.data, m.file_name, m.mimetype, m.caption, ref=m.message_id)
             reply = await self.supervisor.call(sid, command, settings.DISPATCH_SEND_TIMEOUT_SECONDS)
         except SessionUnavailable:
             outcomes.append(record(send_queue.give_back, pk, owner))
@@ -198,12 +197,12 @@ class Dispatcher:
             # It may have gone out: resumed (and asked about) by the next claim, before anything newer.
             outcomes.append(record(send_queue.record_unknown, pk, owner, f"timeout: {exc}"))
             return True, True
-        if reply.get("ok"):
-            result = reply.get("result") or {}
+        if reply.ok:
+            result = reply.result or {}
             outcomes.append(record(send_queue.record_sent, pk, owner, result["wa_message_id"], result.get("timestamp")))
             log.info("session %s: message %s sent to %s as %s", sid, m.message_id, m.to, result["wa_message_id"])
             return True, False
-        code = reply.get("error_code") or "send_failed"
+        code = reply.error_code or "send_failed"
         if code == "not_on_whatsapp":
             self._numbers.put((sid, m.to), False)
             outcomes.append(record(send_queue.record_failed, pk, owner, "not_on_whatsapp"))
@@ -211,29 +210,29 @@ class Dispatcher:
             outcomes.append(record(send_queue.give_back, pk, owner))
             return True, True
         else:
-            future = record(send_queue.record_retry, pk, owner, m.attempts, f"{code}: {reply.get('error')}")
+            future = record(send_queue.record_retry, pk, owner, m.attempts, f"{code}: {reply.error}")
             future.add_done_callback(partial(_log_retry, sid, m.message_id, m.attempts))
             outcomes.append(future)
         return True, False
 
     async def _already_sent(self, session_id: str, message_id: str) -> dict | None:
         try:
-            reply = await self.supervisor.call(session_id, {"cmd": "lookup_sent", "refs": [message_id]}, 10.0)
+            reply = await self.supervisor.call(session_id, protocol.LookupSent((message_id,)), 10.0)
         except CommandTimeout:
             return None
-        return (reply.get("result") or {}).get(message_id) if reply.get("ok") else None
+        return (reply.result or {}).get(message_id) if reply.ok else None
 
     async def _on_whatsapp(self, session_id: str, number: str) -> bool:
         cached = self._numbers.get((session_id, number))
         if cached is not None:
             return cached
         try:
-            reply = await self.supervisor.call(session_id, {"cmd": "check_numbers", "numbers": [number]}, 30.0)
+            reply = await self.supervisor.call(session_id, protocol.CheckNumbers((number,)), 30.0)
         except CommandTimeout:
             return True  # unknown: the send itself will tell
-        if not reply.get("ok"):
+        if not reply.ok:
             return True
-        registered = bool((reply.get("result") or {}).get(number, True))
+        registered = bool((reply.result or {}).get(number, True))
         self._numbers.put((session_id, number), registered)
         return registered
 

@@ -2,6 +2,8 @@
 
 from typing import Protocol
 
+from .. import protocol
+
 
 class SessionGateway(Protocol):
     worker_id: str  # host:pid:token, also the owner of its session leases
@@ -12,6 +14,6 @@ class SessionGateway(Protocol):
     def fence(self, session_id: str) -> tuple[str, int] | None:
         """(worker id, epoch) while this worker runs the session under its current lease, else None."""
 
-    async def call(self, session_id: str, command: dict, timeout: float) -> dict:
-        """Send a command to the session's process and return its reply (sessions_app.protocol).
+    async def call(self, session_id: str, command: protocol.Request, timeout: float) -> protocol.Reply:
+        """Send a command to the session's process and return its reply.
         Raises SessionUnavailable when no process runs for it, CommandTimeout when no reply comes."""

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from django.utils import timezone
 
-from .. import session_commands
+from .. import protocol, session_commands
 from ..models import SessionCommand, SessionStatus, WhatsAppSession
 from ..session_handle import CommandTimeout, SessionUnavailable
 from .db import DatabaseThread
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 class CommandInbox:
-    def __init__(self, db: DatabaseThread, call: Callable[[str, dict, float], Awaitable[dict]],
+    def __init__(self, db: DatabaseThread, call: Callable[[str, protocol.Request, float], Awaitable[protocol.Reply]],
                  log_out: Callable[[str], Awaitable[None]], forget_slot: Callable[[str], None]):
         self._db = db
         self._call = call
@@ -30,11 +30,11 @@ class CommandInbox:
         try:
             if command.kind == SessionCommand.Kind.PAIRING_CODE:
                 phone = str((command.payload or {}).get("phone") or "")
-                reply = await self._call(session_id, {"cmd": "pairing_code", "phone": phone}, 10)
-                if reply["ok"]:
-                    result = reply["result"]
+                reply = await self._call(session_id, protocol.PairingCode(phone), 10)
+                if reply.ok:
+                    result = reply.result
                 else:
-                    error_code, error = reply["error_code"] or "error", reply["error"] or ""
+                    error_code, error = reply.error_code or "error", reply.error or ""
             elif command.kind in (SessionCommand.Kind.LOGOUT, SessionCommand.Kind.DELETE):
                 await self._log_out(session_id)
                 if command.kind == SessionCommand.Kind.DELETE:

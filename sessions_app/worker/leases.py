@@ -10,7 +10,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.utils import timezone
 
-from .. import session_leases, session_state
+from .. import protocol, session_leases, session_state
 from ..models import SessionStatus
 from ..session_handle import SessionUnavailable
 from .db import DatabaseThread
@@ -91,7 +91,7 @@ class LeaseKeeper:
         for slot in list(self._pool.slots.values()):
             if slot.handle is not None and slot.epoch is not None and self.held.get(slot.session_id) == slot.epoch:
                 try:
-                    await slot.handle.send({"cmd": "lease", "until": self.until})
+                    await slot.handle.send(protocol.Lease(self.until))
                 except SessionUnavailable:
                     pass
 

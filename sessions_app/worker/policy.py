@@ -9,12 +9,12 @@ backoff schedule. Nothing here touches a process, the database or the clock: the
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from core.retry import backoff
 
-from .. import session_process
+from .. import protocol, session_process
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +66,9 @@ class SessionState:
 # -- the events the policy hears -------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Emitted:
-    """A session process reported an event (sessions_app.protocol); `uptime`: seconds it has run."""
+    """A session process reported a backend event; `uptime`: seconds it has run."""
 
-    name: str
-    fields: dict = field(default_factory=dict)
+    event: protocol.BackendEvent
     uptime: float = 0.0
 
 
@@ -150,28 +149,29 @@ def decide(state: SessionState, event: Event, now: Now, timing: Timing) -> Decis
     raise TypeError(f"not a policy event: {event!r}")
 
 
-def _emitted(state: SessionState, event: Emitted, now: Now, timing: Timing) -> Decision:
-    name, healthy = event.name, _healthy(event.uptime, timing)
-    if name == "connected":
-        return Decision(replace(state, was_connected=True), count="reconnects" if state.was_connected else None)
-    if name == "paired":  # a new link is not a reconnect
-        return Decision(replace(state, was_connected=False))
-    if name == "logged_out":
-        return _hold(replace(state, was_connected=False), "logged_out", None, now, forget=True)
-    if name == "qr_timeout":
-        return _hold(state, "qr_timeout", None, now)
-    if name == "temporary_ban":
-        expire = float(event.fields.get("expire_seconds") or 0)
-        return _hold(state, "banned", expire if expire > 0 else None, now)
-    if name == "stream_replaced":
-        replaced = (0 if healthy else state.replaced) + 1
-        wait = timing.stream_replaced_wait
-        after = timing.backoff(replaced, wait, max(wait, timing.restart_cap))
-        return _hold(replace(state, replaced=replaced), "stream_replaced", after, now)
-    if name == "connect_failure":
-        failures = (0 if healthy else state.failures) + 1
-        after = timing.backoff(failures, timing.restart_base, timing.restart_cap)
-        return _hold(replace(state, failures=failures), "connect_failure", after, now)
+def _emitted(state: SessionState, emitted: Emitted, now: Now, timing: Timing) -> Decision:
+    healthy = _healthy(emitted.uptime, timing)
+    match emitted.event:
+        case protocol.Connected():
+            return Decision(replace(state, was_connected=True), count="reconnects" if state.was_connected else None)
+        case protocol.Paired():  # a new link is not a reconnect
+            return Decision(replace(state, was_connected=False))
+        case protocol.LoggedOut():
+            return _hold(replace(state, was_connected=False), "logged_out", None, now, forget=True)
+        case protocol.QrTimeout():
+            return _hold(state, "qr_timeout", None, now)
+        case protocol.TemporaryBan(expire_seconds=expire):
+            expire = float(expire or 0)
+            return _hold(state, "banned", expire if expire > 0 else None, now)
+        case protocol.StreamReplaced():
+            replaced = (0 if healthy else state.replaced) + 1
+            wait = timing.stream_replaced_wait
+            after = timing.backoff(replaced, wait, max(wait, timing.restart_cap))
+            return _hold(replace(state, replaced=replaced), "stream_replaced", after, now)
+        case protocol.ConnectFailure():
+            failures = (0 if healthy else state.failures) + 1
+            after = timing.backoff(failures, timing.restart_base, timing.restart_cap)
+            return _hold(replace(state, failures=failures), "connect_failure", after, now)
     return Decision(state)
 
 

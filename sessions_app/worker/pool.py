@@ -11,14 +11,11 @@ from functools import partial
 
 from django.conf import settings
 
-from .. import session_process
-from ..session_handle import CommandTimeout, SessionHandle, SessionUnavailable
+from .. import protocol, session_process
+from ..session_handle import SessionHandle, SessionUnavailable
 from .policy import SessionState
 
 log = logging.getLogger(__name__)
-
-__all__ = ["CommandTimeout", "ProcessPool", "SessionUnavailable", "Slot"]
-
 
 @dataclass(eq=False)
 class Slot:
@@ -34,7 +31,7 @@ class Slot:
     retire: bool = False  # drop the slot once the process is gone
 
 
-OnMessage = Callable[[Slot, SessionHandle, object], None]
+OnMessage = Callable[[Slot, SessionHandle, protocol.BackendEvent], None]
 OnExit = Callable[[Slot, SessionHandle, int | None], None]
 
 
@@ -55,7 +52,7 @@ class ProcessPool:
     def running(self) -> list[str]:
         return [s for s in self.slots if self.handle(s) is not None]
 
-    async def call(self, session_id: str, command: dict, timeout: float) -> dict:
+    async def call(self, session_id: str, command: protocol.Request, timeout: float) -> protocol.Reply:
         handle = self.handle(session_id)
         if handle is None:
             raise SessionUnavailable(f"no session process runs for {session_id}")

@@ -69,8 +69,8 @@ class Supervisor:
     def fence(self, session_id: str) -> tuple[str, int] | None:
         return self.leases.fence(session_id)
 
-    async def call(self, session_id: str, command: dict, timeout: float) -> dict:
-        """Send a command (protocol.py) to the session's process and return its reply. Raises
+    async def call(self, session_id: str, command: protocol.Request, timeout: float) -> protocol.Reply:
+        """Send a command to the session's process and return its reply. Raises
         SessionUnavailable when no process runs for it, CommandTimeout when no reply comes in time.
         Call it on the supervisor's loop."""
         return await self.pool.call(session_id, command, timeout)
@@ -142,7 +142,7 @@ class Supervisor:
             for session_id, control in await self.db.run(self._take_controls, self.pool.running()):
                 if (handle := self.pool.handle(session_id)) is not None:
                     try:
-                        await handle.send({"cmd": "control", **control})
+                        await handle.send(protocol.Control(**control))
                     except SessionUnavailable:
                         pass  # it ended meanwhile: the phone's action is lost with it
 
@@ -186,19 +186,17 @@ class Supervisor:
             return
         self._apply(slot, policy.Exited(code, time.monotonic() - handle.started_at, handle.kill_reason, slot.hung))
 
-    def _on_message(self, slot: Slot, handle: SessionHandle, message: object) -> None:
-        name = protocol.kind(message)
-        if name is None:
-            log.warning("session %s: unknown message %.200r", slot.session_id, message)
-            return
-        if name == "receipt":  # nothing to save: announced at once, here on the loop
-            session_state.apply_event(slot.session_id, message)
-            return
-        if name == "qr" and self.print_qr:
-            terminal_qr.print_qr(slot.session_id, str(message.get("data") or ""))
-        self._apply(slot, policy.Emitted(name, message, time.monotonic() - handle.started_at))
-        if name == "error":
-            log.error("session %s: %s", slot.session_id, message.get("message"))
+    def _on_message(self, slot: Slot, handle: SessionHandle, message: protocol.BackendEvent) -> None:
+        """A backend event (the handle refuses whatever is not a protocol message)."""
+        match message:
+            case protocol.Receipt():  # nothing to save: announced at once, here on the loop
+                session_state.apply_event(slot.session_id, message)
+                return
+            case protocol.Qr(data=data) if self.print_qr:
+                terminal_qr.print_qr(slot.session_id, str(data or ""))
+            case protocol.Error(message=text):
+                log.error("session %s: %s", slot.session_id, text)
+        self._apply(slot, policy.Emitted(message, time.monotonic() - handle.started_at))
         # Fenced: a worker that was paused past its lease must not overwrite what the new holder wrote.
         self.db.submit(self.leases.as_holder, slot.session_id, slot.epoch, session_state.apply_event,
                        slot.session_id, message, self.publisher.publish)
@@ -257,9 +255,9 @@ class Supervisor:
         self._apply(slot, policy.Stop("logged_out", forget=True, at_once=False))
         if slot.handle is not None:
             try:
-                reply = await self.call(session_id, {"cmd": "logout"}, timeout=10)
-                if not reply["ok"]:
-                    log.info("session %s: logout: %s", session_id, reply["error"])
+                reply = await self.call(session_id, protocol.Logout(), timeout=10)
+                if not reply.ok:
+                    log.info("session %s: logout: %s", session_id, reply.error)
             except (SessionUnavailable, CommandTimeout) as exc:
                 log.warning("session %s: logout: %s", session_id, exc)
         self._save(session_id, session_state.logged_out("logout"))

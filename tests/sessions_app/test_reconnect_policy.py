@@ -7,6 +7,10 @@ import pytest
 
 from core.retry import backoff
 from sessions_app import session_process
+from sessions_app.protocol import (
+    ConnectFailure, Connected, Disconnected, Error, KeepaliveRestored, KeepaliveTimeout, LoggedOut, Paired, Qr,
+    QrTimeout, Receipt, StreamReplaced, TemporaryBan,
+)
 from sessions_app.worker.policy import (
     Emitted, Exited, Now, SessionState, Started, StartFailed, Starting, StartRequested, Stop, Timing, decide,
 )
@@ -40,23 +44,23 @@ def assert_planned(decision, seconds: float | None) -> None:
 
 
 def test_a_transient_loss_changes_nothing_and_the_reconnect_is_counted():
-    state = decide(RUNNING, Emitted("connected", {"phone": "51987654321"}, uptime=3), NOW, TIMING)
+    state = decide(RUNNING, Emitted(Connected("51987654321"), uptime=3), NOW, TIMING)
     assert state.count is None and state.state.was_connected and not state.stop and not state.plan
-    lost = decide(state.state, Emitted("disconnected", {"reason": "connection_lost"}, uptime=50), NOW, TIMING)
+    lost = decide(state.state, Emitted(Disconnected("connection_lost"), uptime=50), NOW, TIMING)
     assert lost.state == state.state and not lost.stop and not lost.plan and lost.gone is None
-    again = decide(lost.state, Emitted("connected", {"phone": "51987654321"}, uptime=90), NOW, TIMING)
+    again = decide(lost.state, Emitted(Connected("51987654321"), uptime=90), NOW, TIMING)
     assert again.count == "reconnects" and not again.stop
 
 
 def test_a_new_link_is_not_a_reconnect():
     linked = SessionState(was_connected=True, next_start=None)
-    paired = decide(linked, Emitted("paired", {"phone": "51987654321"}), NOW, TIMING)
-    assert decide(paired.state, Emitted("connected", {}), NOW, TIMING).count is None
+    paired = decide(linked, Emitted(Paired("51987654321")), NOW, TIMING)
+    assert decide(paired.state, Emitted(Connected(None)), NOW, TIMING).count is None
 
 
 def test_logged_out_stops_forgets_the_credentials_and_waits_for_a_new_link():
     d = decide(SessionState(was_connected=True, next_start=None),
-               Emitted("logged_out", {"reason": "device_removed"}, uptime=500), NOW, TIMING)
+               Emitted(LoggedOut("device_removed"), uptime=500), NOW, TIMING)
     assert d.stop and d.forget and d.state.hold == "logged_out" and not d.state.was_connected
     assert_planned(d, None)
     assert d.gone is None and d.count is None  # its status is the event's own, not "process gone"
@@ -73,38 +77,38 @@ def test_logged_out_stops_forgets_the_credentials_and_waits_for_a_new_link():
 def test_a_stream_replaced_waits_then_backs_off_and_never_loops():
     state, waits = RUNNING, []
     for _ in range(5):
-        d = decide(state, Emitted("stream_replaced", {}, uptime=5), NOW, TIMING)
+        d = decide(state, Emitted(StreamReplaced(), uptime=5), NOW, TIMING)
         assert d.stop and d.state.hold == "stream_replaced" and not d.forget
         waits.append(d.state.next_start - NOW.monotonic)
         assert d.attempt_at == WALL + timedelta(seconds=waits[-1])
         state = decide(d.state, Started(), NOW, TIMING).state
     assert waits == [60.0, 120.0, 240.0, 300.0, 300.0]
     # After a healthy period it starts again from the first wait.
-    healthy = decide(state, Emitted("stream_replaced", {}, uptime=61), NOW, TIMING)
+    healthy = decide(state, Emitted(StreamReplaced(), uptime=61), NOW, TIMING)
     assert healthy.state.next_start - NOW.monotonic == 60.0 and healthy.state.replaced == 1
 
 
 def test_a_stream_replaced_wait_is_never_shorter_than_the_wait_itself():
     short_cap = Timing(2.0, 30.0, 60.0, 60.0, backoff=full_wait)
-    d = decide(RUNNING, Emitted("stream_replaced", {}, uptime=5), NOW, short_cap)
+    d = decide(RUNNING, Emitted(StreamReplaced(), uptime=5), NOW, short_cap)
     assert d.state.next_start - NOW.monotonic == 60.0
 
 
 def test_a_temporary_ban_waits_until_it_expires():
-    d = decide(RUNNING, Emitted("temporary_ban", {"code": 101, "expire_seconds": 3600}, uptime=9), NOW, TIMING)
+    d = decide(RUNNING, Emitted(TemporaryBan(101, 3600), uptime=9), NOW, TIMING)
     assert d.stop and d.state.hold == "banned" and not d.forget
     assert_planned(d, 3600)
     assert not d.state.due(NOW.monotonic + 3599) and d.state.due(NOW.monotonic + 3600)
 
 
 def test_a_ban_without_expiry_waits_for_a_start_request():
-    d = decide(RUNNING, Emitted("temporary_ban", {"code": 102, "expire_seconds": 0}), NOW, TIMING)
+    d = decide(RUNNING, Emitted(TemporaryBan(102, 0)), NOW, TIMING)
     assert d.stop and d.state.hold == "banned"
     assert_planned(d, None)
 
 
 def test_a_qr_timeout_stops_until_a_new_start_request():
-    d = decide(RUNNING, Emitted("qr_timeout", {}, uptime=160), NOW, TIMING)
+    d = decide(RUNNING, Emitted(QrTimeout(), uptime=160), NOW, TIMING)
     assert d.stop and d.state.hold == "qr_timeout" and not d.forget and d.gone is None
     assert_planned(d, None)
 
@@ -112,7 +116,7 @@ def test_a_qr_timeout_stops_until_a_new_start_request():
 def test_a_connect_failure_retries_on_the_backoff_schedule():
     state, waits = RUNNING, []
     for _ in range(10):
-        d = decide(state, Emitted("connect_failure", {"reason": "service_unavailable", "message": "503"},
+        d = decide(state, Emitted(ConnectFailure("service_unavailable", "503"),
                                   uptime=1), NOW, TIMING)
         assert d.stop and d.state.hold == "connect_failure"
         waits.append(d.attempt_at - WALL)
@@ -124,7 +128,7 @@ def test_a_connect_failure_retries_on_the_backoff_schedule():
 def test_the_schedule_has_its_jitter():
     real = Timing(2.0, 300.0, 60.0, 60.0)  # core.retry.backoff
     assert real.backoff is backoff
-    waits = {decide(SessionState(failures=2, next_start=None), Emitted("connect_failure", {}), NOW, real)
+    waits = {decide(SessionState(failures=2, next_start=None), Emitted(ConnectFailure("service_unavailable", "503")), NOW, real)
              .state.next_start - NOW.monotonic for _ in range(100)}
     assert len(waits) > 50 and all(4.0 <= w <= 8.0 for w in waits)  # attempt 3 of 2 s: half to all of 8 s
 
@@ -184,14 +188,14 @@ def test_a_start_request_starts_a_waiting_session_at_once():
     d = decide(waiting, StartRequested(WALL + timedelta(milliseconds=1)), NOW, TIMING)
     assert d.state.due(NOW.monotonic) and not d.plan and not d.stop
     # One in backoff too: the socket's request cuts its wait short.
-    backing_off = decide(RUNNING, Emitted("connect_failure", {}), NOW, TIMING).state
+    backing_off = decide(RUNNING, Emitted(ConnectFailure("service_unavailable", "503")), NOW, TIMING).state
     assert not backing_off.due(NOW.monotonic)
     later = Now(NOW.monotonic + 0.5, WALL + timedelta(seconds=0.5))
     assert decide(backing_off, StartRequested(later.wall), later, TIMING).state.due(later.monotonic)
 
 
 def test_a_new_process_clears_the_hold_and_runs_until_its_end_decides():
-    held = decide(RUNNING, Emitted("qr_timeout", {}), NOW, TIMING).state
+    held = decide(RUNNING, Emitted(QrTimeout()), NOW, TIMING).state
     starting = decide(held, Starting(), NOW, TIMING).state
     assert starting.hold is None and starting.next_start is None  # next_start: still on request
     started = decide(SessionState(), Started(), NOW, TIMING).state
@@ -199,6 +203,7 @@ def test_a_new_process_clears_the_hold_and_runs_until_its_end_decides():
 
 
 def test_other_events_change_nothing():
-    for name in ("qr", "keepalive_timeout", "keepalive_restored", "error", "disconnected"):
-        d = decide(RUNNING, Emitted(name, {}), NOW, TIMING)
+    for event in (Qr("2@abc,k1,k2,k3"), KeepaliveTimeout(), KeepaliveRestored(), Error("handler failed"),
+                  Disconnected("connection_lost"), Receipt(("3EB0AAA",), "read", 1.5e9)):
+        d = decide(RUNNING, Emitted(event), NOW, TIMING)
         assert d.state == RUNNING and not (d.stop or d.forget or d.plan or d.count or d.gone)
