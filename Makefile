@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-sqlite test-postgres worker bench
+.PHONY: run test test-sqlite test-postgres worker bench .env
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,7 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@ $(VENV)/.installed
 
+# On every `make run`: it adds what .env lacks (a token; a webhook secret once webhook URLs are set).
 .env:
 	$(PYTHON) scripts/ensure_env.py .env
 

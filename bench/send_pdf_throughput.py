@@ -224,7 +224,7 @@ def count_rows(py: str, env: dict) -> int:
 
 WRITER_ALONE = """
 import base64, hashlib, json, threading, time
-from messaging.intake import SendRequest
+from messaging.queue_storage import SendRequest
 from messaging.queue_writer import QueueWriter
 pdf = base64.b64decode(json.load(open(%(body)r))["pdfBase64"])
 sha = hashlib.sha256(pdf).hexdigest()

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dispatch import ROOT, Service, free_port, throughput  # noqa: E402
 
-SECRET = "bench-webhook-secret-0123456789"
+SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()  # a Standard Webhooks secret
 RETRIES = {"WEBHOOK_SECRET": SECRET, "WEBHOOK_RETRY_BASE_SECONDS": "0.5", "WEBHOOK_RETRY_WINDOW_SECONDS": "20",
            "WEBHOOK_TIMEOUT_SECONDS": "5", "WEBHOOK_POLL_SECONDS": "1"}
 

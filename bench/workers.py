@@ -110,8 +110,7 @@ class Cluster:
         not what is measured here), then wake the dispatchers."""
         code = (
             "import hashlib, os\n"
-            "from messaging.intake import SendRequest\n"
-            "from messaging.queue_writer import write_batch\n"
+            "from messaging.queue_storage import SendRequest, write_batch\n"
             "from messaging.wakeups import announce_sync\n"
             f"pdf = b'%PDF-1.4\\n' + os.urandom({pdf_size})\n"
             "digest = hashlib.sha256(pdf).hexdigest()\n"

@@ -1,12 +1,28 @@
-"""One error type for the API and one handler that shapes every error body.
+"""The one error body of the service and the one DRF exception handler that shapes every error.
 
-Body: {"success": false, "error": "<machine_code>", "message": "<texto legible>"}.
+Body: {"success": false, "error": "<machine_code>", "message": "<texto legible>"}, built by
+`error_body` (as bytes for answers written straight to ASGI: `error_bytes`).
 """
 
+import orjson
+from django.http import JsonResponse
 from django.utils.translation import gettext as _
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
+
+
+def error_body(code: str, message: str, **extra) -> dict:
+    """The error body; `extra` adds fields after the three (readyz's checks)."""
+    return {"success": False, "error": code, "message": message, **extra}
+
+
+def error_bytes(code: str, message: str, **extra) -> bytes:
+    return orjson.dumps(error_body(code, message, **extra))
+
+
+def error_json(status_code: int, code: str, message: str, **extra) -> JsonResponse:
+    """The error body as a Django answer, for views outside DRF."""
+    return JsonResponse(error_body(code, message, **extra), status=status_code)
 
 
 class ApiError(Exception):
@@ -19,16 +35,18 @@ class ApiError(Exception):
         self.message = message
 
     def body(self) -> dict:
-        return {"success": False, "error": self.code, "message": self.message}
+        return error_body(self.code, self.message)
 
 
 def _code_for(exc: exceptions.APIException) -> tuple[str, str]:
+    from .auth import invalid_token, missing_token
+
     if isinstance(exc, exceptions.NotAuthenticated):
-        return "missing_token", _("Falta el encabezado Authorization: Bearer <token>.")
-    if isinstance(exc, exceptions.AuthenticationFailed):
-        return "invalid_token", _("El token no es válido.")
-    if isinstance(exc, exceptions.PermissionDenied):
-        return "invalid_token", _("El token no es válido.")
+        refused = missing_token()
+        return refused.code, refused.message
+    if isinstance(exc, (exceptions.AuthenticationFailed, exceptions.PermissionDenied)):
+        refused = invalid_token()
+        return refused.code, refused.message
     if isinstance(exc, exceptions.NotFound):
         return "not_found", _("No encontrado.")
     if isinstance(exc, exceptions.MethodNotAllowed):
@@ -45,23 +63,24 @@ def _code_for(exc: exceptions.APIException) -> tuple[str, str]:
 
 
 def api_exception_handler(exc, context):
+    # Imported here: rest_framework.views reads the API settings, whose authentication class
+    # (core.auth) imports this module.
+    from rest_framework.views import exception_handler
+
     if isinstance(exc, ApiError):
         return Response(exc.body(), status=exc.status_code)
     # DRF's handler first, so headers such as WWW-Authenticate survive.
     response = exception_handler(exc, context)
     if response is None:
         return None
-    code, message = _code_for(exc)
-    response.data = {"success": False, "error": code, "message": message}
+    response.data = error_body(*_code_for(exc))
     return response
 
 
 def _api_or_default(request, default, status_code: int, code: str, message: str):
     """Under /api/ every answer is the contract's JSON; elsewhere (admin, linking page) Django's page."""
-    from django.http import JsonResponse
-
     if request.path == "/api" or request.path.startswith("/api/"):
-        return JsonResponse({"success": False, "error": code, "message": message}, status=status_code)
+        return error_json(status_code, code, message)
     return default()
 
 
@@ -85,8 +104,4 @@ def handler500(request):
     return _api_or_default(request, lambda: defaults.server_error(request), 500, "internal_error", _("Error interno."))
 
 
-def error_response(status_code: int, code: str, message: str) -> Response:
-    return Response({"success": False, "error": code, "message": message}, status=status_code)
-
-
-__all__ = ["ApiError", "api_exception_handler", "error_response", "status"]
+__all__ = ["ApiError", "api_exception_handler", "error_body", "error_bytes", "error_json"]

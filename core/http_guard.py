@@ -8,6 +8,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from . import rate_limit
+from .errors import error_bytes
 
 SECURITY_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
@@ -19,15 +20,19 @@ SECURITY_HEADERS = (
 
 async def send_json(send, status: int, body: dict, extra_headers=()) -> None:
     """A JSON answer written straight to ASGI, with the headers every answer carries."""
-    data = orjson.dumps(body)
+    await _send_bytes(send, status, orjson.dumps(body), extra_headers)
+
+
+async def respond(send, status: int, code: str, message: str, extra_headers=()) -> None:
+    """The error body (core.errors) written straight to ASGI."""
+    await _send_bytes(send, status, error_bytes(code, message), extra_headers)
+
+
+async def _send_bytes(send, status: int, data: bytes, extra_headers) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
                (b"cache-control", b"no-store"), *SECURITY_HEADERS, *extra_headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
-
-
-async def respond(send, status: int, code: str, message: str, extra_headers=()) -> None:
-    await send_json(send, status, {"success": False, "error": code, "message": message}, extra_headers)
 
 
 def too_large_message() -> str:

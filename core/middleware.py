@@ -3,8 +3,10 @@
 import logging
 
 from django.db import InterfaceError, OperationalError
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 from django.utils.translation import gettext as _
+
+from .errors import error_json
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +26,7 @@ class DatabaseUnavailableMiddleware:
         log.warning("database unavailable for %s %s: %s", request.method, request.path, exception)
         message = _("La base de datos no está disponible; reintente.")
         if request.path.startswith("/api/"):
-            response = JsonResponse({"success": False, "error": "database_unavailable", "message": message},
-                                    status=503)
+            response = error_json(503, "database_unavailable", message)
         else:
             response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
         response["Retry-After"] = "5"

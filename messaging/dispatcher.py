@@ -16,12 +16,13 @@ from functools import partial
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 
+from core.db_threads import in_db_thread
+from core.ttl_cache import TtlCache
 from sessions_app import protocol, session_leases, signals as session_signals
 from sessions_app.models import SessionStatus, WhatsAppSession
 from sessions_app.worker import CommandTimeout, SessionGateway, SessionUnavailable
-from core.ttl_cache import TtlCache
 
 from . import send_queue, wakeups
 from .outcomes import Recorder
@@ -285,17 +286,12 @@ class Dispatcher:
                 log.exception("dispatcher: sweep failed")
 
     async def _in_db(self, fn, *args):
-        return await self.loop.run_in_executor(self._db, _with_connection, fn, *args)
+        return await in_db_thread(self._db, fn, *args)
 
 
 def _log_retry(session_id: str, message_id: str, attempt: int, future: asyncio.Future) -> None:
     if not future.cancelled() and future.exception() is None:
         log.warning("session %s: message %s attempt %d failed; now %s", session_id, message_id, attempt, future.result())
-
-
-def _with_connection(fn, *args):
-    close_old_connections()
-    return fn(*args)
 
 
 def _connected_sessions() -> set[str]:

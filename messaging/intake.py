@@ -1,23 +1,21 @@
-"""Turning the raw body of POST /api/send-pdf (or /api/send-text) into a validated request, or a precise ApiError.
-
-Pure: no database, no Django request. Both entry points (the DRF view and the bare ASGI handler)
-call this, so every client sees the same answers.
-"""
+"""The checks a message passes before it is queued: what a client sent, turned into a SendRequest or a
+precise MessageRefused. Pure: no database, no HTTP. messaging.services.message_enqueue is its caller."""
 
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass
 
 import orjson
 import pybase64
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from sessions_app.ids import InvalidSessionId, validate_session_id
-from sessions_app.selectors import invalid_session_id_error
-from core.errors import ApiError
 from core.phones import phone_digits
+from sessions_app.ids import validate_session_id
+
+from .errors import InvalidMessage, MessageTooLarge
+from .models import MessageKind
+from .queue_storage import SendRequest
 
 DEFAULT_FILE_NAME = "Comprobante.pdf"
 MAX_FILE_NAME = 200
@@ -32,44 +30,56 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,%d}" % MAX_IDEMPOTENCY_KEY)
 _CAPTION_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-@dataclass(frozen=True)
-class SendRequest:
-    session_id: str
-    to: str
-    file_name: str  # "" for a text
-    caption: str
-    data: bytes  # the PDF, or the text in UTF-8
-    sha256: str
-    idempotency_key: str | None
-    request_hash: str
-    kind: str = "document"  # or "text"
-
-    @property
-    def mimetype(self) -> str:
-        return "text/plain" if self.kind == "text" else "application/pdf"
-
-
-def too_large() -> ApiError:
-    return ApiError(
-        413,
-        "payload_too_large",
-        _("El PDF supera el tamaño máximo permitido (%(max)s bytes).") % {"max": settings.MAX_PDF_BYTES},
+def pdf_too_large() -> MessageTooLarge:
+    return MessageTooLarge(
+        _("El PDF supera el tamaño máximo permitido (%(max)s bytes).") % {"max": settings.MAX_PDF_BYTES}
     )
 
 
-def check_content_length(length: int | None) -> None:
-    """Refuse a body that cannot hold an acceptable PDF, before reading it."""
-    if length is not None and length > settings.MAX_REQUEST_BYTES:
-        raise too_large()
+def document_request(*, session_id: str, to: str, file_base64: str, file_name: str | None = None,
+                     caption: str | None = None, idempotency_key: str | None = None) -> SendRequest:
+    """A PDF to send. Raises MessageRefused, or sessions_app.ids.InvalidSessionId."""
+    key = clean_idempotency_key(idempotency_key)
+    session_id = validate_session_id(session_id)
+    to = normalize_phone(to)
+    file_name = clean_file_name(file_name)
+    caption = clean_caption(caption)
+    pdf = decode_pdf(file_base64)
+    digest = hashlib.sha256(pdf).hexdigest()
+    request_hash = hashlib.sha256(orjson.dumps([session_id, to, file_name, caption, digest])).hexdigest()
+    return SendRequest(session_id, to, file_name, caption, pdf, digest, key, request_hash)
+
+
+def text_request(*, session_id: str, to: str, text: str, idempotency_key: str | None = None) -> SendRequest:
+    """A text to send. Raises MessageRefused, or sessions_app.ids.InvalidSessionId."""
+    key = clean_idempotency_key(idempotency_key)
+    session_id = validate_session_id(session_id)
+    to = normalize_phone(to)
+    encoded = clean_text(text)
+    digest = hashlib.sha256(encoded).hexdigest()
+    request_hash = hashlib.sha256(orjson.dumps(["text", session_id, to, digest])).hexdigest()
+    return SendRequest(session_id, to, "", "", encoded, digest, key, request_hash, kind=MessageKind.TEXT.value)
+
+
+def clean_idempotency_key(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(value):
+        raise InvalidMessage(
+            _("Idempotency-Key debe tener de 1 a %(max)s caracteres ASCII visibles.") % {"max": MAX_IDEMPOTENCY_KEY},
+            "invalid_idempotency_key",
+        )
+    return value
 
 
 def normalize_phone(value: object) -> str:
     """Digits with country code; '+', spaces, dashes (and brackets, dots) tolerated."""
     if not isinstance(value, (str, int)) or isinstance(value, bool):
-        raise ApiError(400, "invalid_phone", _("'to' debe ser un número de teléfono con código de país."))
+        raise InvalidMessage(_("'to' debe ser un número de teléfono con código de país."), "invalid_phone")
     digits = phone_digits(value)
     if digits is None:
-        raise ApiError(400, "invalid_phone", _("'to' no es un número válido con código de país (ejemplo: 51987654321)."))
+        raise InvalidMessage(_("'to' no es un número válido con código de país (ejemplo: 51987654321)."),
+                             "invalid_phone")
     return digits
 
 
@@ -78,35 +88,55 @@ def clean_file_name(value: object) -> str:
     if value is None or value == "":
         return DEFAULT_FILE_NAME
     if not isinstance(value, str):
-        raise ApiError(400, "invalid_file_name", _("'fileName' debe ser texto."))
+        raise InvalidMessage(_("'fileName' debe ser texto."), "invalid_file_name")
     name = value.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().strip(".").strip()
     if not name:
-        raise ApiError(400, "invalid_file_name", _("'fileName' no contiene un nombre de archivo utilizable."))
+        raise InvalidMessage(_("'fileName' no contiene un nombre de archivo utilizable."), "invalid_file_name")
     if not name.lower().endswith(".pdf"):
         name += ".pdf"
     if len(name) > MAX_FILE_NAME:
-        raise ApiError(
-            400,
-            "invalid_file_name",
+        raise InvalidMessage(
             _("'fileName' es demasiado largo (máximo %(max)s caracteres).") % {"max": MAX_FILE_NAME},
+            "invalid_file_name",
         )
     return name
+
+
+def clean_caption(value: object) -> str:
+    caption = value or ""
+    if not isinstance(caption, str) or len(caption) > MAX_CAPTION or _CAPTION_CONTROL.search(caption):
+        raise InvalidMessage(_("'caption' debe ser texto de hasta %(max)s caracteres, sin caracteres de control.")
+                             % {"max": MAX_CAPTION}, "invalid_caption")
+    return caption
+
+
+def clean_text(value: object) -> bytes:
+    """The text in UTF-8."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidMessage(_("'text' debe ser texto no vacío."), "invalid_text")
+    if len(value) > MAX_TEXT:
+        raise InvalidMessage(_("'text' es demasiado largo (máximo %(max)s caracteres).") % {"max": MAX_TEXT},
+                             "text_too_long")
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate escaped in the JSON
+        raise InvalidMessage(_("'text' no es texto Unicode válido."), "invalid_text") from None
 
 
 def decode_pdf(value: object) -> bytes:
     """Standard or URL-safe base64, whitespace and a data: URI prefix tolerated; must be a PDF."""
     if not isinstance(value, str):
-        raise ApiError(400, "invalid_base64", _("'pdfBase64' debe ser texto en base64."))
+        raise InvalidMessage(_("'pdfBase64' debe ser texto en base64."), "invalid_base64")
     raw = value.encode("ascii", "replace")
     try:  # the common case, strict standard base64, costs one pass
         pdf = pybase64.b64decode(raw, validate=True)
     except ValueError:
         pdf = _decode_tolerant(raw)
     if len(pdf) > settings.MAX_PDF_BYTES:
-        raise too_large()
+        raise pdf_too_large()
     if not pdf.startswith(b"%PDF-"):
-        raise ApiError(400, "not_a_pdf", _("El contenido no es un PDF (debe empezar con %PDF-)."))
+        raise InvalidMessage(_("El contenido no es un PDF (debe empezar con %PDF-)."), "not_a_pdf")
     return pdf
 
 
@@ -114,87 +144,11 @@ def _decode_tolerant(raw: bytes) -> bytes:
     raw = _DATA_URI.sub(b"", raw, count=1)
     raw = _B64_WHITESPACE.sub(b"", raw)
     if (len(raw) * 3) // 4 - raw[-2:].count(b"=") > settings.MAX_PDF_BYTES:
-        raise too_large()  # without decoding it
+        raise pdf_too_large()  # without decoding it
     if b"-" in raw or b"_" in raw:
         raw = raw.translate(bytes.maketrans(b"-_", b"+/"))
     raw += b"=" * (-len(raw) % 4)
     try:
         return pybase64.b64decode(raw, validate=True)
     except ValueError:
-        raise ApiError(400, "invalid_base64", _("'pdfBase64' no es base64 válido.")) from None
-
-
-def clean_idempotency_key(value: str | None) -> str | None:
-    if value is None or value == "":
-        return None
-    if not _IDEMPOTENCY_KEY.fullmatch(value):
-        raise ApiError(
-            400,
-            "invalid_idempotency_key",
-            _("Idempotency-Key debe tener de 1 a %(max)s caracteres ASCII visibles.") % {"max": MAX_IDEMPOTENCY_KEY},
-        )
-    return value
-
-
-def _json_with(body: bytes, required: tuple[str, ...]) -> dict:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise ApiError(400, "invalid_json", _("El cuerpo no es JSON válido.")) from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", _("El cuerpo debe ser un objeto JSON."))
-    missing = [f for f in required if data.get(f) in (None, "")]
-    if missing:
-        raise ApiError(
-            400,
-            "missing_parameters",
-            _("Faltan parámetros obligatorios: %(fields)s.") % {"fields": ", ".join(missing)},
-        )
-    return data
-
-
-def _session_id(value: object) -> str:
-    try:
-        return validate_session_id(value)
-    except InvalidSessionId:
-        raise invalid_session_id_error() from None
-
-
-def parse_send_text(body: bytes, idempotency_key: str | None = None) -> SendRequest:
-    key = clean_idempotency_key(idempotency_key)
-    data = _json_with(body, ("sessionId", "to", "text"))
-    session_id = _session_id(data["sessionId"])
-    to = normalize_phone(data["to"])
-    text = data["text"]
-    if not isinstance(text, str) or not text.strip():
-        raise ApiError(400, "invalid_text", _("'text' debe ser texto no vacío."))
-    if len(text) > MAX_TEXT:
-        raise ApiError(
-            400, "text_too_long", _("'text' es demasiado largo (máximo %(max)s caracteres).") % {"max": MAX_TEXT}
-        )
-    try:
-        encoded = text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate escaped in the JSON
-        raise ApiError(400, "invalid_text", _("'text' no es texto Unicode válido.")) from None
-    digest = hashlib.sha256(encoded).hexdigest()
-    request_hash = hashlib.sha256(orjson.dumps(["text", session_id, to, digest])).hexdigest()
-    return SendRequest(session_id, to, "", "", encoded, digest, key, request_hash, kind="text")
-
-
-def parse_send_pdf(body: bytes, idempotency_key: str | None = None) -> SendRequest:
-    key = clean_idempotency_key(idempotency_key)
-    data = _json_with(body, ("sessionId", "to", "pdfBase64"))
-    session_id = _session_id(data["sessionId"])
-    to = normalize_phone(data["to"])
-    file_name = clean_file_name(data.get("fileName"))
-    caption = data.get("caption") or ""
-    if not isinstance(caption, str) or len(caption) > MAX_CAPTION or _CAPTION_CONTROL.search(caption):
-        raise ApiError(
-            400, "invalid_caption", _("'caption' debe ser texto de hasta %(max)s caracteres, sin caracteres de control.") % {"max": MAX_CAPTION}
-        )
-    pdf = decode_pdf(data["pdfBase64"])
-    digest = hashlib.sha256(pdf).hexdigest()
-    request_hash = hashlib.sha256(
-        orjson.dumps([session_id, to, file_name, caption, digest])
-    ).hexdigest()
-    return SendRequest(session_id, to, file_name, caption, pdf, digest, key, request_hash)
+        raise InvalidMessage(_("'pdfBase64' no es base64 válido."), "invalid_base64") from None

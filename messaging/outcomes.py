@@ -25,7 +25,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 
-from django.db import close_old_connections, transaction
+from django.db import transaction
+
+from core.db_threads import with_fresh_connection
 
 from . import send_queue
 
@@ -107,7 +109,8 @@ class Recorder:
         """_write_group on the database thread; a warning every STALL_WARNING_SECONDS it takes, since
         every sender waits for it (a database that accepts a query and never answers)."""
         started = time.monotonic()
-        future = self.loop.run_in_executor(self._executor, _write_group, writes, receipts, self._early)
+        future = self.loop.run_in_executor(self._executor, with_fresh_connection, _write_group, writes, receipts,
+                                           self._early)
         while not (await asyncio.wait({future}, timeout=STALL_WARNING_SECONDS))[0]:
             log.warning("dispatcher: recording %d outcome(s) has waited %.0f s for the database; sending waits too",
                         len(writes), time.monotonic() - started)
@@ -117,7 +120,6 @@ class Recorder:
 def _write_group(writes, receipts, early):
     """On the database thread: one transaction for the whole group. If it fails as a whole, each
     write is tried on its own, so one bad write cannot hold the others back."""
-    close_old_connections()
     now = time.monotonic()
     early = {wa: v for wa, v in early.items() if v[2] > now}
     try:

@@ -2,14 +2,12 @@
 became of it, apply receipts. Every function is synchronous and short; the network send happens
 between a claim and its record, outside any transaction.
 
-Claiming is FIFO per session among the messages that are due. On Postgres the head row is locked with
-FOR UPDATE SKIP LOCKED; everywhere the claim is a compare-and-swap on (status, lease_owner), so two
-claimers never both win. A claim is a lease: a sender that dies leaves a `sending` row whose lease
-expires, and the next claim takes it back, marked `resumed` so the dispatcher first asks the session
-whether it already went out.
+Claiming is FIFO per session among the messages that are due, through core.claims (Postgres: FOR
+UPDATE SKIP LOCKED; SQLite: a compare-and-swap), so two claimers never both win. A claim is a lease:
+a sender that dies leaves a `sending` row whose lease expires, and the next claim takes it back,
+marked `resumed` so the dispatcher first asks the session whether it already went out.
 """
 
-import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
 
@@ -19,6 +17,8 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
+from core.claims import claim
+from core.retry import backoff
 from sessions_app import session_leases
 from sessions_app.models import SessionLease
 from webhooks.events import message_statuses_changed
@@ -68,23 +68,13 @@ def claim_batch(session_id: str, owner: str, lease_seconds: float, limit: int = 
                 session_id=session_id, owner=fence[0], epoch=fence[1], expires_at__gt=Now())
             if not list(lease.values_list("pk", flat=True)):
                 return []
-        head = OutgoingMessage.objects.filter(_due(now, fence and owner), session_id=session_id).order_by("id")
-        if connection.features.has_select_for_update_skip_locked:
-            head = head.select_for_update(skip_locked=True)
-        rows = list(head.only(*fields)[:limit])
-        if not rows:
-            return []
-        # The compare-and-swap: a row is taken only if it is still due (SQLite's IMMEDIATE transaction
-        # and Postgres's row locks already keep others out; this holds even without them).
-        won = OutgoingMessage.objects.filter(_due(now, fence and owner), pk__in=[r.pk for r in rows]).update(
-            status=MessageStatus.SENDING, lease_owner=owner, lease_expires_at=expires,
-            attempts=F("attempts") + 1, updated_at=now,
-        )
-        if won != len(rows):
-            taken = set(OutgoingMessage.objects.filter(
-                pk__in=[r.pk for r in rows], lease_owner=owner, lease_expires_at=expires
-            ).values_list("pk", flat=True))
-            rows = [r for r in rows if r.pk in taken]
+        due = OutgoingMessage.objects.filter(_due(now, fence and owner), session_id=session_id).order_by("id")
+        rows = claim(due, limit=limit, fields=fields, take={
+            "status": MessageStatus.SENDING, "lease_owner": owner, "lease_expires_at": expires,
+            "attempts": F("attempts") + 1, "updated_at": now,
+        })
+    if not rows:
+        return []
     payloads = dict(MessagePayload.objects.filter(message_id__in=[r.pk for r in rows]).values_list("message_id", "data"))
     return [
         Claimed(
@@ -148,18 +138,13 @@ def record_failed(pk: int, owner: str, error: str) -> bool:
     return done
 
 
-def retry_delay(attempts: int) -> float:
-    """Exponential with "equal jitter": between half and all of base * 2^(attempts-1), capped."""
-    delay = min(settings.DISPATCH_RETRY_MAX_SECONDS, settings.DISPATCH_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
-    return delay / 2 + random.uniform(0, delay / 2)
-
-
 def record_retry(pk: int, owner: str, attempts: int, error: str) -> str:
     """Back off, or fail after the last attempt. Returns the new status."""
     if attempts >= settings.DISPATCH_MAX_ATTEMPTS:
         record_failed(pk, owner, error)
         return MessageStatus.FAILED
-    due = timezone.now() + timedelta(seconds=retry_delay(attempts))
+    delay = backoff(attempts, settings.DISPATCH_RETRY_BASE_SECONDS, settings.DISPATCH_RETRY_MAX_SECONDS)
+    due = timezone.now() + timedelta(seconds=delay)
     _mine(pk, owner).update(status=MessageStatus.QUEUED, error=error, next_attempt_at=due, **_release())
     return MessageStatus.QUEUED
 

@@ -1,14 +1,35 @@
-"""Writes to the queue besides intake (which is messaging.queue_writer)."""
+"""Writes to the queue: a new message (every send endpoint goes through message_enqueue), retries and
+cancellations (the admin's actions)."""
 
 from django.db import transaction
 from django.utils import timezone
 
 from webhooks.events import message_statuses_changed
 
-from .models import MessageStatus, OutgoingMessage
-from .wakeups import announce_sync
+from . import intake, queue_writer
+from .models import MessageKind, MessageStatus, OutgoingMessage
+from .queue_storage import Enqueued
+from .wakeups import announce_soon, announce_sync
 
 CANCELLED = "cancelled"
+
+
+async def message_enqueue(
+    *, session_id: str, to: str, kind: MessageKind, idempotency_key: str | None = None, text: str | None = None,
+    file_base64: str | None = None, file_name: str | None = None, caption: str | None = None,
+) -> Enqueued:
+    """Validate a message, commit it to the queue (or find the one its Idempotency-Key already holds) and wake
+    the dispatcher. A text takes `text`; a document `file_base64`, `file_name` and `caption`. Raises
+    messaging.errors.MessageRefused, or sessions_app.ids.InvalidSessionId."""
+    if kind == MessageKind.TEXT:
+        request = intake.text_request(session_id=session_id, to=to, text=text, idempotency_key=idempotency_key)
+    else:
+        request = intake.document_request(session_id=session_id, to=to, file_base64=file_base64,
+                                          file_name=file_name, caption=caption, idempotency_key=idempotency_key)
+    enqueued = await queue_writer.enqueue(request)
+    if enqueued.created:
+        announce_soon(request.session_id)
+    return enqueued
 
 
 def message_retry(*, message_ids: list[int]) -> int:

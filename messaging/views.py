@@ -1,62 +1,70 @@
 import uuid
 
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (OpenApiParameter, extend_schema, extend_schema_serializer, extend_schema_view,
+                                   inline_serializer)
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import ApiError
 
-from .intake import MAX_TEXT, check_content_length, parse_send_pdf, parse_send_text
-from .queue_writer import enqueue
-from .wakeups import announce_sync
+from .intake import MAX_CAPTION, MAX_TEXT
 from .selectors import message_as_json, messages_without_payload
 
 ERROR_BODY = inline_serializer(
     "Error",
     {"success": serializers.BooleanField(), "error": serializers.CharField(), "message": serializers.CharField()},
 )
+IDEMPOTENCY_KEY = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)
 
 
-def accepted_body(message_id) -> dict:
-    return {
-        "success": True,
-        "message": _("Mensaje encolado para envío."),
-        "messageId": str(message_id),
-        "status": "queued",
-    }
+class AcceptedSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    message = serializers.CharField()
+    messageId = serializers.UUIDField()
+    status = serializers.CharField()
 
 
-class SendPdfView(APIView):
-    """Queue a PDF for a session. The bare ASGI handler in messaging.asgi_send_pdf serves the same
-    URL in front of Django for throughput; this view serves it under `runserver` and documents it."""
+class SendEndpointView(APIView):
+    """A send endpoint as the schema shows it. Its POST is answered ahead of Django by messaging.asgi_send
+    (whatsapp_service.asgi.application), so `post` here runs only where Django is served without it; the
+    other methods get DRF's answers (401, 403, 405) as every route does."""
+
+    def post(self, request):
+        raise ImproperlyConfigured(f"POST {request.path} is served by whatsapp_service.asgi.application "
+                                   "(messaging.asgi_send), not by Django alone")
+
+
+def _documented(operation_id: str, component: str):
+    """The schema of a send endpoint's POST: its InputSerializer in (a component of its own name: nested
+    serializers are all named "Input"), 202 or an error out."""
+
+    def document(view):
+        request = extend_schema_serializer(component_name=component)(view.InputSerializer)
+        return extend_schema_view(post=extend_schema(
+            operation_id=operation_id, request=request, parameters=[IDEMPOTENCY_KEY],
+            responses={202: AcceptedSerializer, **{code: ERROR_BODY for code in (400, 401, 403, 404, 409, 413, 503)}},
+        ))(view)
+
+    return document
+
+
+@_documented("send_pdf", "SendPdfInput")
+class SendPdfView(SendEndpointView):
+    """Queue a PDF for a session."""
 
     class InputSerializer(serializers.Serializer):
         sessionId = serializers.RegexField(r"^[A-Za-z0-9_-]{1,64}$")
         to = serializers.CharField(help_text="51987654321; '+', spaces and dashes tolerated")
         pdfBase64 = serializers.CharField()
         fileName = serializers.CharField(required=False, default="Comprobante.pdf")
-        caption = serializers.CharField(required=False, allow_blank=True, max_length=1024)
-
-    class OutputSerializer(serializers.Serializer):
-        success = serializers.BooleanField()
-        message = serializers.CharField()
-        messageId = serializers.UUIDField()
-        status = serializers.CharField()
-
-    @extend_schema(
-        operation_id="send_pdf",
-        request=InputSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
-        responses={202: OutputSerializer, 400: ERROR_BODY, 401: ERROR_BODY, 403: ERROR_BODY,
-                   404: ERROR_BODY, 409: ERROR_BODY, 413: ERROR_BODY},
-    )
-    def post(self, request):
-        return _accept(request, parse_send_pdf)
+        caption = serializers.CharField(required=False, allow_blank=True, max_length=MAX_CAPTION)
 
 
-class SendTextView(APIView):
+@_documented("send_text", "SendTextInput")
+class SendTextView(SendEndpointView):
     """Queue a text message for a session: the same queue, pacing, retries, statuses and webhooks as
     a PDF."""
 
@@ -64,16 +72,6 @@ class SendTextView(APIView):
         sessionId = serializers.RegexField(r"^[A-Za-z0-9_-]{1,64}$")
         to = serializers.CharField(help_text="51987654321; '+', spaces and dashes tolerated")
         text = serializers.CharField(max_length=MAX_TEXT)
-
-    @extend_schema(
-        operation_id="send_text",
-        request=InputSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
-        responses={202: SendPdfView.OutputSerializer, 400: ERROR_BODY, 401: ERROR_BODY, 403: ERROR_BODY,
-                   404: ERROR_BODY, 409: ERROR_BODY},
-    )
-    def post(self, request):
-        return _accept(request, parse_send_text)
 
 
 class MessageDetailView(APIView):
@@ -103,13 +101,3 @@ class MessageDetailView(APIView):
             raise ApiError(404, "unknown_message", _("No existe un mensaje con ese id."))
         return Response(message_as_json(message))
 
-
-def _accept(request, parse) -> Response:
-    """Validate (`parse`: intake.parse_send_pdf or parse_send_text), commit to the queue, answer 202."""
-    length = request.META.get("CONTENT_LENGTH")
-    check_content_length(int(length) if length and length.isdigit() else None)
-    message = parse(request.body, request.headers.get("Idempotency-Key"))
-    accepted = enqueue(message)
-    if accepted.created:
-        announce_sync(message.session_id)
-    return Response(accepted_body(accepted.message_id), status=202)

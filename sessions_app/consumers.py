@@ -7,7 +7,6 @@ failed connect, a ban: link_requests.LinkState.news). Later events come from the
 the session (sessions_app.protocol.group_name), published by the worker after its database commit.
 """
 
-import json
 import logging
 from urllib.parse import parse_qs, urlparse
 
@@ -16,7 +15,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from core.auth import bearer_from_header, token_matches
+from core.auth import bearer_from_header, invalid_token, token_matches
+from core.errors import error_bytes
 
 from .config_file import ConfigError
 from .ids import InvalidSessionId, validate_session_id
@@ -72,9 +72,10 @@ def authenticate(scope) -> tuple[int, str, str] | None:
     else:
         token = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token") or [None])[-1]
     if header is not None or token is not None:
-        if token is not None and token_matches(token):
+        if token_matches(token):
             return None
-        return 403, "invalid_token", _("El token no es válido.")
+        refused = invalid_token()
+        return refused.status_code, refused.code, refused.message
     user = scope.get("user")
     if user is not None and user.is_authenticated:
         if user.is_active and user.is_staff and _same_origin(scope):
@@ -88,7 +89,7 @@ class RefusingConsumer(AsyncJsonWebsocketConsumer):
         """Refuse at the handshake: an HTTP answer with the API's error shape where the server can send
         one (uvicorn), a close before accept elsewhere."""
         if "websocket.http.response" in self.scope.get("extensions", {}):
-            body = json.dumps({"success": False, "error": code, "message": message}).encode()
+            body = error_bytes(code, message)
             await self.base_send(
                 {
                     "type": "websocket.http.response.start",

@@ -11,17 +11,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from core.errors import ApiError
+from core.errors import ApiError, error_json
 
 from .ids import InvalidSessionId, validate_session_id
 from .models import SessionCommand, SessionStatus, WhatsAppSession
 from .qr_image import qr_svg
 from .selectors import get_configured_session
 from .views import ask_worker, clean_phone
-
-
-def _json_error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"success": False, "error": code, "message": message}, status=status)
 
 
 def staff_json(view):
@@ -31,7 +27,7 @@ def staff_json(view):
     def wrapped(request: HttpRequest, *args, **kwargs):
         user = request.user
         if not (user.is_active and user.is_staff):
-            return _json_error(403, "forbidden", _("Inicie sesión como personal del administrador."))
+            return error_json(403, "forbidden", _("Inicie sesión como personal del administrador."))
         return view(request, *args, **kwargs)
 
     return wrapped
@@ -113,14 +109,14 @@ def link_qr(request: HttpRequest, session_id: str) -> HttpResponse:
     try:
         validate_session_id(session_id)
     except InvalidSessionId:
-        return _json_error(400, "invalid_session_id", _("El id de sesión debe tener de 1 a 64 letras, dígitos, '_' o '-'."))
+        return error_json(400, "invalid_session_id", _("El id de sesión debe tener de 1 a 64 letras, dígitos, '_' o '-'."))
     qr = (
         WhatsAppSession.objects.filter(session_id=session_id, status=SessionStatus.QR)
         .values_list("qr", flat=True)
         .first()
     )
     if not qr:
-        return _json_error(404, "no_pending_qr", _("No hay un código QR pendiente para esta sesión."))
+        return error_json(404, "no_pending_qr", _("No hay un código QR pendiente para esta sesión."))
     return HttpResponse(qr_svg(qr), content_type="image/svg+xml")
 
 
@@ -134,5 +130,5 @@ def link_pairing_code(request: HttpRequest, session_id: str) -> HttpResponse:
         phone = clean_phone(request.POST.get("phone"))
         result = ask_worker(session_id, SessionCommand.Kind.PAIRING_CODE, {"phone": phone})
     except ApiError as exc:
-        return JsonResponse(exc.body(), status=exc.status_code)
+        return error_json(exc.status_code, exc.code, exc.message)
     return JsonResponse({"code": result["code"]})

@@ -8,6 +8,8 @@ import time
 from django.conf import settings
 from django.utils import timezone
 
+from core.claims import claim
+
 from .models import CommandState, SessionCommand
 
 POLL_SECONDS = 0.1
@@ -49,14 +51,8 @@ def claim_pending(session_ids: list[str]) -> list[SessionCommand]:
     """The pending commands for these sessions, oldest first, each claimed by this worker only."""
     if not session_ids:
         return []
-    claimed = []
-    pending = SessionCommand.objects.filter(state=CommandState.PENDING, session_id__in=session_ids)
-    for command in pending.order_by("id")[:100]:
-        if SessionCommand.objects.filter(pk=command.pk, state=CommandState.PENDING).update(
-            state=CommandState.RUNNING
-        ):
-            claimed.append(command)
-    return claimed
+    pending = SessionCommand.objects.filter(state=CommandState.PENDING, session_id__in=session_ids).order_by("id")
+    return claim(pending, take={"state": CommandState.RUNNING}, limit=100)
 
 
 def finish(command_id: int, result: dict | None = None, error_code: str | None = None, error: str = "") -> None:

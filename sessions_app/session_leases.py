@@ -27,6 +27,8 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from core.claims import claim
+
 from . import worker_heartbeat
 from .models import SessionLease, WhatsAppSession, WorkerHeartbeat
 
@@ -128,20 +130,13 @@ def _acquire(worker_id: str, configured: set[str], wanted: int, lease_seconds: f
     with transaction.atomic():
         bound_locks(lease_seconds)
         candidates = SessionLease.objects.filter(free, session_id__in=configured).exclude(owner=worker_id)
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True)
-        picked = list(candidates.order_by("expires_at", "session_id").values_list("session_id", "owner")[:wanted])
-        won = []
-        for session_id, previous in picked:
-            # Compare and swap: still free and still held by whom we read.
-            if SessionLease.objects.filter(free, session_id=session_id, owner=previous).update(
-                owner=worker_id, epoch=F("epoch") + 1, expires_at=_in(lease_seconds), acquired_at=Now()
-            ):
-                won.append(session_id)
-    for session_id, previous in picked:
-        if session_id in won and previous:
-            log.info("session %s: taken over from %s", session_id, previous)
-    return won
+        won = claim(candidates.order_by("expires_at", "session_id"), limit=wanted, fields=("session_id", "owner"),
+                    take={"owner": worker_id, "epoch": F("epoch") + 1, "expires_at": _in(lease_seconds),
+                          "acquired_at": Now()})
+    for lease in won:
+        if lease.owner:
+            log.info("session %s: taken over from %s", lease.session_id, lease.owner)
+    return [lease.session_id for lease in won]
 
 
 def holds(worker_id: str, session_id: str, epoch: int) -> bool:

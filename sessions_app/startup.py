@@ -25,22 +25,27 @@ def require_token() -> None:
 
 
 def require_webhook_secret() -> None:
-    """Status webhooks are signed: receivers configured without a secret (or a guessable one) would get
-    events they cannot trust, so the service does not start."""
+    """Status webhooks are signed (webhooks.signing): receivers configured without a secret, or with one
+    that is not a Standard Webhooks secret, would get events they cannot verify, so the service does not
+    start. The message never repeats the secret."""
     from urllib.parse import urlsplit
 
     from sessions_app.models import WhatsAppSession
+    from webhooks.signing import keys
 
     for url in settings.WEBHOOK_URLS:
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise StartupError(f"WEBHOOK_URLS: {parts.scheme or '?'}://{parts.hostname or '?'}... is not an http(s) URL.")
-    wanted = bool(settings.WEBHOOK_URLS) or WhatsAppSession.objects.filter(in_config=True).exclude(webhook_urls=[]).exists()
-    if wanted and len(settings.WEBHOOK_SECRET) < 16:
-        raise StartupError(
-            "Webhook URLs are configured but WEBHOOK_SECRET is missing or shorter than 16 characters: "
-            "every webhook is signed with it."
-        )
+    how = ("Use whsec_ followed by 24 to 64 random bytes in base64, or two such secrets separated by a "
+           "space while rotating (`make run` writes one into .env when webhook URLs are set).")
+    if settings.WEBHOOK_SECRET.strip():
+        try:
+            keys(settings.WEBHOOK_SECRET)
+        except ValueError as exc:
+            raise StartupError(f"WEBHOOK_SECRET is not a Standard Webhooks secret: {exc}. {how}") from None
+    elif settings.WEBHOOK_URLS or WhatsAppSession.objects.filter(in_config=True).exclude(webhook_urls=[]).exists():
+        raise StartupError(f"Webhook URLs are configured but WEBHOOK_SECRET is not set: every webhook is signed with it. {how}")
 
 
 def require_bounds() -> None:

@@ -1,4 +1,4 @@
-"""Bad input, named one by one, on every entry point: the API (both send-pdf paths and the Django routes),
+"""Bad input, named one by one, on every entry point: the API (the send endpoints' adapter and the Django routes),
 the config file, the admin. Each gets a clear error in the contract's shape and leaves nothing behind:
 no row, no queued message, no change to sessions.config.json, no folder under sessions/.
 (The socket path's bad ids: tests/sessions_app/test_consumer_auth.py and test_linking_e2e.py.)"""
@@ -48,11 +48,11 @@ def nothing_left(configured, settings):
     assert SessionCommand.objects.count() == 0
 
 
-@pytest.fixture(params=["fast", "django"])
-def send_app(request):
+@pytest.fixture
+def send_app():
     from whatsapp_service import asgi
 
-    return asgi.application if request.param == "fast" else asgi.django_app
+    return asgi.application
 
 
 def app():
@@ -210,7 +210,8 @@ async def call(path: str, headers: list, receive) -> tuple[int, dict]:
     return start["status"], json.loads(body)
 
 
-@pytest.mark.parametrize("path", ["/api/send-pdf", "/api/sessions/tienda_lima/pairing-code", "/admin/login/"])
+@pytest.mark.parametrize("path", ["/api/send-pdf", "/api/send-text", "/api/sessions/tienda_lima/pairing-code",
+                                  "/admin/login/"])
 async def test_a_huge_declared_length_is_refused_without_reading_the_body(nothing_left, token, path):
     receive = Receiver(b"x" * 65536, None)
     headers = [(b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json"),
@@ -220,7 +221,8 @@ async def test_a_huge_declared_length_is_refused_without_reading_the_body(nothin
     assert receive.read == 0
 
 
-@pytest.mark.parametrize("path", ["/api/send-pdf", "/api/sessions/tienda_lima/pairing-code", "/admin/login/"])
+@pytest.mark.parametrize("path", ["/api/send-pdf", "/api/send-text", "/api/sessions/tienda_lima/pairing-code",
+                                  "/admin/login/"])
 async def test_an_endless_body_without_length_is_cut_at_the_limit(nothing_left, token, settings, path):
     settings.MAX_BODY_BYTES = 256 * 1024
     receive = Receiver(b"x" * 65536, None)  # never ends
@@ -255,7 +257,7 @@ assert STD != URLSAFE
     ids=["std", "unpadded", "mime-lines", "crlf", "spaces-tabs", "urlsafe", "urlsafe-unpadded", "urlsafe-lines",
          "data-uri"],
 )
-def test_base64_variants_are_accepted_alike_on_both_paths(configured, send_app, auth, encoded):
+def test_base64_variants_are_accepted(configured, send_app, auth, encoded):
     response = post_json(AsgiClient(send_app), "/api/send-pdf", pdf_body(pdfBase64=encoded), auth)
     assert response.status_code == 202, response.text
     message = OutgoingMessage.objects.get(message_id=response.json()["messageId"])
@@ -267,7 +269,7 @@ def test_base64_variants_are_accepted_alike_on_both_paths(configured, send_app, 
     [STD[:-4] + "*" + STD[-3:], STD + "A", "%%%%", STD.replace("A", "\u00c1", 1), "====", "data:;base64,"],
     ids=["star", "dangling-char", "percent", "non-ascii", "only-padding", "empty-data-uri"],
 )
-def test_invalid_base64_is_refused_alike_on_both_paths(nothing_left, send_app, auth, encoded):
+def test_invalid_base64_is_refused(nothing_left, send_app, auth, encoded):
     response = post_json(AsgiClient(send_app), "/api/send-pdf", pdf_body(pdfBase64=encoded), auth)
     assert_error(response, 400)
     assert response.json()["error"] in ("invalid_base64", "not_a_pdf")
@@ -340,17 +342,19 @@ def test_a_value_the_database_refuses_fails_only_its_own_request_in_a_group_comm
     batch inserted before it is not kept twice (the batch is undone, then redone one by one)."""
     from django.db import connection
 
-    from messaging.intake import parse_send_pdf
-    from messaging.queue_writer import Enqueued, write_batch
-    from core.errors import ApiError
+    from messaging.asgi_send import api_error_for
+    from messaging.errors import InvalidMessage
+    from messaging.intake import document_request
+    from messaging.queue_storage import Enqueued, write_batch
 
     if connection.vendor != "postgresql":
         pytest.skip("SQLite stores NUL characters and text of any length; Postgres refuses them")
-    good = [parse_send_pdf(orjson.dumps(pdf_body(caption=f"ok {n}"))) for n in range(3)]
+    good = [document_request(session_id="tienda_lima", to="51987654321", file_base64=pdf_body()["pdfBase64"],
+                             caption=f"ok {n}") for n in range(3)]
     import dataclasses
 
     bad = dataclasses.replace(good[0], **refused)
     results = write_batch([good[0], bad, good[1], good[2]])
-    assert [type(r) for r in results] == [Enqueued, ApiError, Enqueued, Enqueued]
-    assert results[1].status_code == 400
+    assert [type(r) for r in results] == [Enqueued, InvalidMessage, Enqueued, Enqueued]
+    assert (api_error_for(results[1]).status_code, results[1].code) == (400, "invalid_parameters")
     assert sorted(OutgoingMessage.objects.values_list("caption", flat=True)) == ["ok 0", "ok 1", "ok 2"]

@@ -15,11 +15,10 @@ import pytest
 from sessions_app.config_file import load_and_mirror
 from tests.messaging.test_dispatcher import Api
 from tests.processes import ROOT, serve
-from tests.webhooks.receiver import Receiver
+from tests.webhooks.receiver import SECRET, Receiver
 
 LIVE_SESSION_ID = os.environ.get("LIVE_SESSION_ID", "")
 LIVE_TO = os.environ.get("LIVE_TO", "")
-SECRET = "live-check-webhook-secret-0123456789"
 
 pytestmark = [
     pytest.mark.live,
@@ -60,7 +59,7 @@ def test_a_pdf_reaches_a_real_phone_and_is_delivered(settings, tmp_path, auth):
     load_and_mirror()
     timeout = float(os.environ.get("LIVE_TIMEOUT_SECONDS", "180"))
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    with Receiver() as receiver, serve(
+    with Receiver(secret=SECRET) as receiver, serve(
         # The one test that reaches WhatsApp: without the suite's refusing proxy (tests/conftest.py).
         tmp_path, WHATSAPP_BACKEND="neonize", HTTPS_PROXY="", WEBHOOK_URLS=receiver.url, WEBHOOK_SECRET=SECRET,
         SEND_MIN_INTERVAL_SECONDS="0", SEND_INTERVAL_JITTER_SECONDS="0",

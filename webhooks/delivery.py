@@ -10,7 +10,7 @@ least its Retry-After), then its oldest event is tried again, and so on; a recei
 costs one attempt per backoff, not one per event, so it adds almost no work beside the sending.
 Events whose retry window (from when they were written) ends are `dead`, visible in the admin, which
 can redeliver them. Delivery is at least once: a worker that dies
-mid-post leaves a lease that expires, and the event goes out again (receivers dedupe by X-Webhook-Id).
+mid-post leaves a lease that expires, and the event goes out again (receivers dedupe by its webhook-id header).
 """
 
 import asyncio
@@ -25,7 +25,10 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
+
+from core.db_threads import in_db_thread
+from core.retry import backoff
 
 from . import outbox, signing
 
@@ -155,7 +158,8 @@ class Deliverer:
                 if not outcome.delivered and not outcome.permanent:
                     # The receiver is in trouble: this event waits its backoff, and the URL's other
                     # events wait behind it (outbox.urls_backing_off).
-                    delay = max(outbox.retry_delay(item.attempts + 1),
+                    delay = max(backoff(item.attempts + 1, settings.WEBHOOK_RETRY_BASE_SECONDS,
+                                        settings.WEBHOOK_RETRY_MAX_SECONDS),
                                 min(outcome.retry_in, settings.WEBHOOK_RETRY_MAX_SECONDS))
                     outcome = dataclasses.replace(outcome, retry_in=delay)
                     in_trouble = True
@@ -188,13 +192,7 @@ class Deliverer:
         )
 
     async def _in_db(self, fn, *args):
-        # Django refuses database calls on a thread running an event loop: one thread of its own.
-        return await asyncio.get_running_loop().run_in_executor(self._db, _with_connection, fn, *args)
-
-
-def _with_connection(fn, *args):
-    close_old_connections()
-    return fn(*args)
+        return await in_db_thread(self._db, fn, *args)
 
 
 def _retry_after(response: httpx.Response) -> float:

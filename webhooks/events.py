@@ -40,7 +40,7 @@ _MESSAGE_FIELDS = (
 def enabled() -> bool:
     """Without a secret nothing is written: an unsigned event would be worthless to a receiver that
     checks, and dangerous to one that does not (the service refuses to start with URLs and no secret)."""
-    return bool(settings.WEBHOOK_SECRET)
+    return bool(settings.WEBHOOK_SECRET.strip())
 
 
 def receiver_urls(session_urls: list | None) -> list[str]:

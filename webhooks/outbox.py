@@ -6,7 +6,6 @@ of the same subject (message or session) is not yet delivered or dead, so a rece
 message's `delivered` before its `sent`, even across retries.
 """
 
-import random
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -15,6 +14,8 @@ from django.db import transaction
 from django.db.models import Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
+
+from core.claims import claim as claim_rows
 
 from .models import DeliveryStatus, WebhookDelivery
 
@@ -100,23 +101,15 @@ def claim(url: str, owner: str, limit: int, lease_seconds: float) -> list[Claime
             break
     if not ids:
         return []
-    token = f"{owner}:{random.getrandbits(48):012x}"
-    with transaction.atomic():
-        WebhookDelivery.objects.filter(_free(now), pk__in=ids, status=DeliveryStatus.PENDING).update(
-            lease_owner=token, lease_expires_at=now + timedelta(seconds=lease_seconds)
-        )
-    rows = WebhookDelivery.objects.filter(pk__in=ids, lease_owner=token, status=DeliveryStatus.PENDING).order_by("id")
+    free = WebhookDelivery.objects.filter(_free(now), pk__in=ids, status=DeliveryStatus.PENDING).order_by("id")
+    rows = claim_rows(free, limit=len(ids), take={
+        "lease_owner": owner, "lease_expires_at": now + timedelta(seconds=lease_seconds),
+    }, fields=("id", "event_id", "event", "subject", "url", "body", "attempts", "window_started_at"))
     return [
         Claimed(r.pk, str(r.event_id), r.event, r.subject, r.url, r.body.encode(), r.attempts,
                 r.window_started_at.timestamp())
-        for r in rows.only("id", "event_id", "event", "subject", "url", "body", "attempts", "window_started_at")
+        for r in rows
     ]
-
-
-def retry_delay(attempts: int) -> float:
-    """Exponential with "equal jitter": between half and all of base * 2^(attempts-1), capped."""
-    delay = min(settings.WEBHOOK_RETRY_MAX_SECONDS, settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1))
-    return delay / 2 + random.uniform(0, delay / 2)
 
 
 def record(claimed: dict[int, Claimed], outcomes: list[Outcome]) -> list[int]:

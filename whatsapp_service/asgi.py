@@ -17,7 +17,7 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 from core import gc_tuning, http_guard, log_format, rate_limit, stack_dump  # noqa: E402
-from messaging import asgi_send_pdf  # noqa: E402
+from messaging import asgi_send  # noqa: E402
 from messaging.queue_writer import shutdown_writer  # noqa: E402
 from sessions_app.routing import websocket_urlpatterns  # noqa: E402
 from sessions_app.startup import prepare_service, require_token  # noqa: E402
@@ -36,8 +36,8 @@ async def application(scope, receive, send):
     if scope["type"] == "http":
         if rate_limit.limiter() is not None and await http_guard.rate_limited(scope, send):
             return
-        if asgi_send_pdf.wants(scope):  # its body limit is the PDF's, checked as it reads
-            return await asgi_send_pdf.handle(scope, receive, send)
+        if asgi_send.wants(scope):  # its body limit is its own, checked as it reads
+            return await asgi_send.handle(scope, receive, send)
         return await http_guard.guarded(router, scope, receive, send)
     if scope["type"] == "lifespan":
         return await _lifespan(receive, send)

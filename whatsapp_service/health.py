@@ -4,13 +4,15 @@ a worker with a recent heartbeat, the channel layer). No auth: load balancers an
 import asyncio
 import time
 
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.http import JsonResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+
+from core.db_threads import in_db_thread
+from core.errors import error_json
 
 CHANNEL_LAYER_TIMEOUT_SECONDS = 3.0
 
@@ -35,7 +37,6 @@ def healthz(request):
 def _database_and_worker() -> tuple[dict, dict]:
     from sessions_app.worker_heartbeat import latest_beat
 
-    close_old_connections()
     if not _database_answers():
         return {"ok": False, "error": "database_unreachable"}, {"ok": False, "error": "unknown"}
     try:
@@ -68,18 +69,11 @@ async def _channel_layer_round_trip() -> dict:
 
 async def readyz(request):
     (database, worker), layer = await asyncio.gather(
-        sync_to_async(_database_and_worker, thread_sensitive=False)(), _channel_layer_round_trip()
+        in_db_thread(None, _database_and_worker), _channel_layer_round_trip()
     )
     checks = {"database": database, "worker": worker, "channelLayer": layer}
     failing = [name for name, check in checks.items() if not check["ok"]]
     if not failing:
         return JsonResponse({"status": "ok", "checks": checks})
-    return JsonResponse(
-        {
-            "success": False,
-            "error": "not_ready",
-            "message": _("El servicio no está listo: %(checks)s.") % {"checks": ", ".join(failing)},
-            "checks": checks,
-        },
-        status=503,
-    )
+    return error_json(503, "not_ready", _("El servicio no está listo: %(checks)s.") % {"checks": ", ".join(failing)},
+                      checks=checks)

@@ -6,14 +6,12 @@ and reconnects and process restarts are counted by the worker on the session row
 answers the same. Protected by METRICS_TOKEN when set, otherwise by API_STATIC_TOKEN.
 """
 
-import hmac
 from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Min, Q, Sum
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily
 from prometheus_client.utils import floatToGoString
@@ -21,7 +19,8 @@ from prometheus_client.utils import floatToGoString
 from messaging.models import MessageStatus, OutgoingMessage
 from sessions_app.models import SessionStatus, WhatsAppSession, WorkerHeartbeat
 
-from core.auth import bearer_from_header
+from core.auth import check_authorization
+from core.errors import error_json
 
 LATENCY_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -125,24 +124,12 @@ class QueueCollector:
             yield age
 
 
-def _authorized(request) -> tuple[int, str, str] | None:
-    """None when the token is right, else (status, code, message) of the error answer."""
-    expected = (settings.METRICS_TOKEN or settings.API_STATIC_TOKEN).encode()
-    header = request.META.get("HTTP_AUTHORIZATION")
-    if not header:
-        return 401, "missing_token", _("Falta el encabezado Authorization: Bearer <token>.")
-    token = bearer_from_header(header)
-    if token is None or not expected or not hmac.compare_digest(token.encode("utf-8", "surrogateescape"), expected):
-        return 403, "invalid_token", _("El token no es válido.")
-    return None
-
-
 def metrics_view(request):
-    refused = _authorized(request)
+    refused = check_authorization(request.META.get("HTTP_AUTHORIZATION"),
+                                  settings.METRICS_TOKEN or settings.API_STATIC_TOKEN)
     if refused is not None:
-        status, code, message = refused
-        response = JsonResponse({"success": False, "error": code, "message": message}, status=status)
-        if status == 401:
+        response = error_json(refused.status_code, refused.code, refused.message)
+        if refused.status_code == 401:
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     registry = CollectorRegistry(auto_describe=False)

@@ -1,16 +1,22 @@
 """The group-commit writer's own threads: what it starts ends with it."""
 
+import base64
 import threading
 
-import orjson
 import pytest
 
-from messaging.intake import parse_send_pdf
+from messaging.intake import document_request
 from messaging.models import OutgoingMessage
-from messaging.queue_writer import Enqueued, QueueWriter
-from tests.conftest import pdf_body
+from messaging.queue_storage import Enqueued
+from messaging.queue_writer import QueueWriter
+from tests.conftest import make_pdf
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def pdf_request(**fields):
+    return document_request(session_id="tienda_lima", to="51987654321",
+                            file_base64=base64.b64encode(make_pdf()).decode(), **fields)
 
 
 def checkpoint_threads() -> int:
@@ -26,7 +32,7 @@ def test_one_key_sent_many_times_at_once_makes_one_message_and_the_writers_end(c
     their batches: still one message, and every caller gets its id."""
     before = writer_threads()
     writer = QueueWriter()
-    request = parse_send_pdf(orjson.dumps(pdf_body(caption="una venta")), "venta-77")
+    request = pdf_request(caption="una venta", idempotency_key="venta-77")
     answers = [f.result(timeout=30) for f in [writer.submit(request) for _ in range(60)]]
     assert {type(a) for a in answers} == {Enqueued}
     assert len({a.message_id for a in answers}) == 1
@@ -43,7 +49,7 @@ def test_the_wal_checkpoint_thread_ends_with_its_writer(configured):
     before = checkpoint_threads()
     for round_ in range(3):
         writer = QueueWriter()
-        writer.submit(parse_send_pdf(orjson.dumps(pdf_body(caption=f"ronda {round_}")))).result(timeout=10)
+        writer.submit(pdf_request(caption=f"ronda {round_}")).result(timeout=10)
         assert checkpoint_threads() == before + 1
         writer.shutdown()
         assert checkpoint_threads() == before

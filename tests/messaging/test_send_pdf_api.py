@@ -1,5 +1,5 @@
-"""POST /api/send-pdf and GET /api/messages/<id>, through both entry points: the fast ASGI handler that
-`make run` serves, and the DRF view behind Django (runserver). Both must answer alike."""
+"""POST /api/send-pdf and GET /api/messages/<id>, through the service's ASGI application: the send
+endpoints' adapter (messaging.asgi_send) in front of Django's routes."""
 
 import base64
 import hashlib
@@ -14,11 +14,11 @@ from tests.conftest import AsgiClient, make_pdf, pdf_body
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(params=["fast", "django"])
-def app(request):
+@pytest.fixture
+def app():
     from whatsapp_service import asgi
 
-    return asgi.application if request.param == "fast" else asgi.django_app
+    return asgi.application
 
 
 @pytest.fixture

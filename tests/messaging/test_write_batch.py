@@ -1,23 +1,24 @@
 """One group commit holds requests of every kind; each gets its own answer, on SQLite and on Postgres (where
 the checks are made inside each insert, and only the requests an insert left out are looked up after)."""
 
+import base64
 import threading
 
-import orjson
 import pytest
 from django.db import connection
 
-from messaging.intake import parse_send_pdf
+from messaging.errors import IdempotencyConflict, UnknownSession
+from messaging.intake import document_request
 from messaging.models import MessagePayload, OutgoingMessage
-from messaging.queue_writer import Enqueued, write_batch
-from tests.conftest import make_pdf, pdf_body
-from core.errors import ApiError
+from messaging.queue_storage import Enqueued, write_batch
+from tests.conftest import make_pdf
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def request(key=None, session_id="tienda_lima", seed=1):
-    return parse_send_pdf(orjson.dumps(pdf_body(session_id, pdf=make_pdf(seed=seed))), key)
+    return document_request(session_id=session_id, to="51987654321",
+                            file_base64=base64.b64encode(make_pdf(seed=seed)).decode(), idempotency_key=key)
 
 
 def test_one_batch_answers_each_request_for_itself(configured):
@@ -30,10 +31,10 @@ def test_one_batch_answers_each_request_for_itself(configured):
         request("venta-1", seed=2),  # the same key with another PDF
         request("venta-2", session_id="tienda_cusco"),
     ])
-    assert [type(r) for r in results] == [Enqueued, ApiError, Enqueued, Enqueued, ApiError, Enqueued]
+    assert [type(r) for r in results] == [Enqueued, UnknownSession, Enqueued, Enqueued, IdempotencyConflict, Enqueued]
     assert [r.created for r in results if isinstance(r, Enqueued)] == [True, True, False, True]
-    assert (results[1].status_code, results[1].code) == (404, "unknown_session")
-    assert (results[4].status_code, results[4].code) == (409, "idempotency_conflict")
+    assert (results[1].session_id, results[1].code) == ("tienda_piura", "unknown_session")
+    assert results[4].code == "idempotency_conflict" and results[4].message
     assert results[3].message_id == results[2].message_id
     assert OutgoingMessage.objects.count() == MessagePayload.objects.count() == 3
     stored = OutgoingMessage.objects.get(message_id=results[2].message_id)
@@ -41,7 +42,7 @@ def test_one_batch_answers_each_request_for_itself(configured):
 
     later = write_batch([request("venta-1"), request("venta-1", seed=3), request(session_id="tienda_piura")])
     assert later[0] == Enqueued(results[2].message_id, False)
-    assert (later[1].status_code, later[2].status_code) == (409, 404)
+    assert (type(later[1]), type(later[2])) == (IdempotencyConflict, UnknownSession)
     assert OutgoingMessage.objects.count() == 3
 
 

@@ -1,18 +1,18 @@
 """What the deliverer (`manage.py deliver_webhooks`, as the worker runs it) does with each kind of
-answer, and how a signature is checked; events written through the real session-state path."""
+answer, and how its requests are signed (checked with the official `standardwebhooks` library); events
+written through the real session-state path."""
 
 import time
 
 import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from sessions_app.models import SessionStatus
 from sessions_app.session_state import Change, apply_change
 from tests.processes import ServiceProcess, service_env, wait_for
-from tests.webhooks.receiver import Receiver
+from tests.webhooks.receiver import NEW_SECRET, SECRET, WRONG_SECRET, Receiver
 from webhooks.models import DeliveryStatus, WebhookDelivery
-from webhooks.signing import signature, verify
-
-SECRET = "whsec-test-0123456789abcdef"
+from webhooks.signing import keys, signature, signed_headers
 
 
 @pytest.mark.slow
@@ -20,7 +20,7 @@ SECRET = "whsec-test-0123456789abcdef"
 def test_4xx_is_final_but_408_429_and_5xx_are_retried(configured, settings, tmp_path):
     answers = {"400": lambda n: 400, "410": lambda n: 410, "408": lambda n: 408 if n == 0 else 200,
                "429": lambda n: 429 if n == 0 else 204, "500": lambda n: 500 if n < 2 else 200}
-    receivers = {code: Receiver(answer=answer).__enter__() for code, answer in answers.items()}
+    receivers = {code: Receiver(answer=answer, secret=SECRET).__enter__() for code, answer in answers.items()}
     try:
         settings.WEBHOOK_SECRET = SECRET
         settings.WEBHOOK_URLS = [r.url for r in receivers.values()]
@@ -60,13 +60,41 @@ def test_without_a_secret_nothing_is_written_and_the_service_refuses_to_start(co
     prepare_service()
 
 
-def test_a_signature_checks_body_timestamp_and_secret():
-    body = b'{"event":"message.status"}'
-    now = 1_700_000_000
-    good = signature(SECRET, now, body)
-    assert good.startswith("sha256=") and len(good) == 7 + 64
-    assert verify(SECRET, body, str(now), good, now=now + 10)
-    assert not verify(SECRET, body + b" ", str(now), good, now=now)  # body changed
-    assert not verify(SECRET, body, str(now + 1), good, now=now)  # timestamp changed
-    assert not verify("another-secret-0123456789", body, str(now), good, now=now)
-    assert not verify(SECRET, body, str(now), good, now=now + 301)  # a replay, too late
+def test_the_specifications_example_signature():
+    # The example of the Standard Webhooks specification (and of its libraries' tests).
+    key, = keys("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    assert signature(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}') == \
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_the_official_library_verifies_a_signature_over_id_timestamp_and_body():
+    body = '{"event":"message.status","errors":[{"title":"El número no tiene WhatsApp."}]}'.encode()
+    headers = signed_headers(SECRET, body, "message.status", "0b6f2c4e-1d2a-4c3b-9e8f-7a6b5c4d3e2f")
+    assert set(headers) >= {"webhook-id", "webhook-timestamp", "webhook-signature", "X-Webhook-Event"}
+    assert not any(h.lower().startswith("x-webhook-") and h != "X-Webhook-Event" for h in headers)
+    assert Webhook(SECRET).verify(body, headers)["event"] == "message.status"
+    tampered = [
+        (body + b" ", headers),  # body changed
+        (body, {**headers, "webhook-id": "another-event"}),  # id changed
+        (body, {**headers, "webhook-timestamp": str(int(headers["webhook-timestamp"]) + 1)}),  # timestamp changed
+    ]
+    for data, sent in tampered:
+        with pytest.raises(WebhookVerificationError, match="No matching signature"):
+            Webhook(SECRET).verify(data, sent)
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        Webhook(WRONG_SECRET).verify(body, headers)
+    late = signed_headers(SECRET, body, "message.status", "e1", now=time.time() - 301)
+    with pytest.raises(WebhookVerificationError, match="too old"):  # a replay
+        Webhook(SECRET).verify(body, late)
+
+
+def test_during_a_rotation_each_request_verifies_with_either_secret():
+    body = b'{"event":"session.status"}'
+    headers = signed_headers(f"{SECRET} {NEW_SECRET}", body, "session.status", "e2")
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    assert headers["webhook-signature"].split(" ")[0] == signed_headers(SECRET, body, "session.status", "e2",
+                                                                      now=int(headers["webhook-timestamp"]))["webhook-signature"]
+    for secret in (SECRET, NEW_SECRET):
+        Webhook(secret).verify(body, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(WRONG_SECRET).verify(body, headers)

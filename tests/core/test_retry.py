@@ -1,4 +1,4 @@
-"""The restart schedule: doubling waits with jitter, capped, so sessions failing together spread out."""
+"""The one retry policy (core.retry): doubling waits with jitter, capped, so those failing together spread out."""
 
 from core.retry import backoff
 
