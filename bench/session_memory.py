@@ -88,7 +88,7 @@ def forkserver_context():
     from sessions_app.backends.neonize_backend import NeonizeBackend
 
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([session_process.__name__, *NeonizeBackend.PRELOAD_MODULES])
+    ctx.set_forkserver_preload(session_process.preload_modules(NeonizeBackend))
     return ctx
 
 

@@ -61,6 +61,12 @@ def describe_exit(code: int | None) -> str:
     return EXIT_DESCRIPTIONS.get(code, f"exit code {code}")
 
 
+def preload_modules(cls: type[ClientBackend]) -> list[str]:
+    """What the forkserver imports before its first fork, in order: this module, the backend's own
+    PRELOAD_MODULES, then the freeze of what they built (sessions_app.forkserver_freeze)."""
+    return [__name__, *getattr(cls, "PRELOAD_MODULES", []), "sessions_app.forkserver_freeze"]
+
+
 class LeaseExpired(Exception):
     """The lease's deadline passed before the process could start: another worker may run the number now."""
 
@@ -83,7 +89,7 @@ def spawn(session_id: str, backend: str | None = None, lease_until: float = floa
     os.chmod(store, 0o700)  # mkdir's mode is filtered by the umask, and an old folder keeps its own
     ctx = multiprocessing.get_context("forkserver")
     # Only read when the forkserver starts, i.e. before the first session process.
-    ctx.set_forkserver_preload([__name__, *getattr(cls, "PRELOAD_MODULES", [])])
+    ctx.set_forkserver_preload(preload_modules(cls))
     _project_on_pythonpath()
     ours, theirs = ctx.Pipe(duplex=True)
     process = ctx.Process(
