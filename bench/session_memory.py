@@ -130,10 +130,24 @@ def spawn_until_first_event(count: int) -> dict:
     }
 
 
-def held_sessions(ctx, count: int, store_root: Path) -> dict:
+def proxied_context(index: int):
+    """A context like spawn()'s for a session with a proxy of its own (a closed port: the connect fails)."""
+    from sessions_app import proxies, session_process
+    from sessions_app.backends.neonize_backend import NeonizeBackend
+
+    ctx = proxies.process_context(f"http://127.0.0.1:{20000 + index}")
+    ctx.set_forkserver_preload(session_process.preload_modules(NeonizeBackend))
+    return ctx
+
+
+def held_sessions(ctx, count: int, store_root: Path, proxy_each: bool = False) -> dict:
+    """With proxy_each, every session has a proxy of its own, so a forkserver of its own: the figures
+    then count those forkservers too."""
     started = time.monotonic()
     children = []
     for i in range(count):
+        if proxy_each:
+            ctx = proxied_context(i)
         ours, theirs = ctx.Pipe()
         store = store_root / f"bench_{count}_{i}"
         store.mkdir(mode=0o700, parents=True)
@@ -146,8 +160,14 @@ def held_sessions(ctx, count: int, store_root: Path) -> dict:
     time.sleep(2)  # let allocations settle (Go's scavenger, the log thread)
     per_process = [smaps_rollup(proc.pid) for proc, _ in children]
     server = forkserver_pid()
+    if proxy_each:
+        from sessions_app import proxies
+
+        per_process += [smaps_rollup(pid) for pid in proxies.forkserver_pids().values()]
+        server = None
     result = {
         "sessions": count,
+        "proxy_each": proxy_each,
         "seconds_to_start": round(start_seconds, 2),
         "preloaded": all(r["preloaded"] for r in reports),
         "connect_outcomes": sorted({r["outcome"] for r in reports}),
@@ -225,6 +245,8 @@ def main() -> None:
             "cpu_count": os.cpu_count(),
             "steady_state": "Go library loaded, client created, store opened, one connect tried (no network)",
             "held_sessions": [held_sessions(ctx, n, work / "held") for n in counts],
+            # A proxy per number: each session forked from its proxy's own forkserver (sessions_app.proxies).
+            "held_sessions_proxy_each": held_sessions(ctx, min(counts), work / "held_proxied", proxy_each=True),
             "spawn": spawn_until_first_event(max(counts)),
             # Idle: every session process up and quiet (simulator sessions waiting for a QR scan:
             # heartbeats and the supervisor's polling, nothing else).

@@ -5,7 +5,7 @@ import json
 import os
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,6 +14,7 @@ from django.db import transaction
 
 from .ids import InvalidSessionId, validate_session_id
 from .models import WhatsAppSession
+from .proxies import InvalidProxy, validate_proxy
 
 
 class ConfigError(Exception):
@@ -25,11 +26,15 @@ class SessionEntry:
     session_id: str
     description: str = ""
     webhook_urls: tuple[str, ...] = ()  # this session's own status webhook receivers
+    # Its own proxy (sessions_app.proxies), "" for WHATSAPP_PROXY or none; may hold a password: not in repr.
+    proxy: str = field(default="", repr=False)
 
     def as_json(self) -> dict:
         data = {"sessionId": self.session_id, "description": self.description}
         if self.webhook_urls:
             data["webhookUrls"] = list(self.webhook_urls)
+        if self.proxy:
+            data["proxy"] = self.proxy
         return data
 
 
@@ -65,7 +70,11 @@ def parse_config(text: str, source: str = "sessions.config.json") -> list[Sessio
         urls = item.get("webhookUrls", [])
         if not isinstance(urls, list) or not all(_is_http_url(u) for u in urls):
             raise ConfigError(f"{where} ({session_id}): \"webhookUrls\" must be a list of http(s) URLs")
-        entries.append(SessionEntry(session_id, description[:255], tuple(urls)))
+        try:
+            proxy = validate_proxy(item.get("proxy", ""))
+        except InvalidProxy as exc:
+            raise ConfigError(f"{where} ({session_id}): \"proxy\" {exc}") from None
+        entries.append(SessionEntry(session_id, description[:255], tuple(urls), proxy))
     return entries
 
 

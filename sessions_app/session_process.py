@@ -1,9 +1,10 @@
 """A session process: one client backend in its own OS process, talking to the supervisor over a pipe.
 
-`spawn()` starts one from multiprocessing's forkserver, which imports the backend's PRELOAD_MODULES
-once so every session process shares those pages. In the child, `run()` of the backend holds the main
-thread; a reader thread takes commands off the pipe (`stop` at once, the rest in order on a command
-thread); a heartbeat thread proves the process is alive. The messages: sessions_app.protocol.
+`spawn()` starts one from multiprocessing's forkserver (or the forkserver of the session's proxy:
+sessions_app.proxies), which imports the backend's PRELOAD_MODULES once so every session process shares
+those pages. In the child, `run()` of the backend holds the main thread; a reader thread takes commands
+off the pipe (`stop` at once, the rest in order on a command thread); a heartbeat thread proves the
+process is alive. The messages: sessions_app.protocol.
 
 This module is imported by the forkserver before Django is set up: nothing here may need the app
 registry at import time.
@@ -26,7 +27,7 @@ from django.conf import settings
 
 from core import gc_tuning, log_format
 
-from . import credential_store, protocol
+from . import credential_store, protocol, proxies
 from .backends import BackendError, ClientBackend, backend_class
 from .sent_journal import SentJournal
 
@@ -87,10 +88,10 @@ def spawn(session_id: str, backend: str | None = None, lease_until: float = floa
     store.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     store.mkdir(mode=0o700, exist_ok=True)
     os.chmod(store, 0o700)  # mkdir's mode is filtered by the umask, and an old folder keeps its own
-    ctx = multiprocessing.get_context("forkserver")
+    _project_on_pythonpath()
+    ctx = session_context(session_id, cls)
     # Only read when the forkserver starts, i.e. before the first session process.
     ctx.set_forkserver_preload(preload_modules(cls))
-    _project_on_pythonpath()
     ours, theirs = ctx.Pipe(duplex=True)
     process = ctx.Process(
         target=child_main,
@@ -106,6 +107,12 @@ def spawn(session_id: str, backend: str | None = None, lease_until: float = floa
     finally:
         theirs.close()
     return process, ours
+
+
+def session_context(session_id: str, cls: type[ClientBackend]):
+    """The multiprocessing context the session's process is started from: the forkserver of its proxy
+    (the config entry's, else WHATSAPP_PROXY) for a backend that dials out, the shared one otherwise."""
+    return proxies.process_context(proxies.proxy_for(session_id) if cls.USES_PROXY else "")
 
 
 def _project_on_pythonpath() -> None:

@@ -55,12 +55,23 @@ def require_bounds() -> None:
         raise StartupError(f"SENT_JOURNAL_KEEP={settings.SENT_JOURNAL_KEEP}: use 1 or more.")
 
 
+def require_valid_proxy() -> None:
+    """WHATSAPP_PROXY is checked like a config entry's `proxy`; the message never repeats it (a password)."""
+    from sessions_app.proxies import InvalidProxy, validate_proxy
+
+    try:
+        validate_proxy(settings.WHATSAPP_PROXY)
+    except InvalidProxy as exc:
+        raise StartupError(f"WHATSAPP_PROXY {exc}.") from None
+
+
 def prepare_service() -> None:
     """Token present, bounds sane, sessions.config.json valid and mirrored into the database, webhooks signable."""
     from sessions_app.config_file import ConfigError, load_and_mirror
 
     require_token()
     require_bounds()
+    require_valid_proxy()
     try:
         load_and_mirror()
     except ConfigError as exc:

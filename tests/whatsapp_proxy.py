@@ -71,3 +71,70 @@ class WhatsAppProxy:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class Socks5Proxy(WhatsAppProxy):
+    """The same refusal over SOCKS5 (RFC 1928, with RFC 1929 user/password when the client offers it):
+    records `host:port` of each CONNECT and the user names presented, then closes the connection."""
+
+    def __init__(self):
+        super().__init__()
+        self.url = f"socks5://127.0.0.1:{self.port}"
+        self.users: list[str] = []
+
+    def _refuse(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            try:
+                target = self._handshake(conn)
+            except (OSError, ValueError):
+                return
+        if target:
+            with self._changed:
+                self.targets.append(target)
+                self._changed.notify_all()
+
+    def _handshake(self, conn: socket.socket) -> str | None:
+        version, count = _read(conn, 2)
+        methods = _read(conn, count)
+        if version != 5:
+            return None
+        if 2 in methods:  # user/password: accept whatever is presented, remember the user name
+            conn.sendall(b"\x05\x02")
+            _, user_length = _read(conn, 2)
+            user = _read(conn, user_length).decode("utf-8", "replace")
+            _read(conn, _read(conn, 1)[0])  # the password, not kept
+            self.users.append(user)
+            conn.sendall(b"\x01\x00")
+        else:
+            conn.sendall(b"\x05\x00")
+        _, command, _, kind = _read(conn, 4)
+        if kind == 1:
+            host = socket.inet_ntoa(_read(conn, 4))
+        elif kind == 3:
+            host = _read(conn, _read(conn, 1)[0]).decode("idna")
+        elif kind == 4:
+            host = "[" + socket.inet_ntop(socket.AF_INET6, _read(conn, 16)) + "]"
+        else:
+            return None
+        port = int.from_bytes(_read(conn, 2), "big")
+        return f"{host}:{port}" if command == 1 else None
+
+
+def _read(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            raise ValueError("closed mid-handshake")
+        data += chunk
+    return data
+
+
+def report_proxy_environment(conn) -> None:
+    """A process target: sends its forkserver's pid and the proxy variables of its startup environment."""
+    import os
+
+    conn.send({"forkserver": os.getppid(), "HTTPS_PROXY": os.environ.get("HTTPS_PROXY"),
+               "HTTP_PROXY": os.environ.get("HTTP_PROXY")})
+    conn.close()

@@ -61,6 +61,9 @@ WHATSAPP_BACKEND = env("WHATSAPP_BACKEND", default="neonize")
 EMBEDDED_WORKER = env.bool("EMBEDDED_WORKER", default=True)
 SESSIONS_DIR = Path(env("SESSIONS_DIR", default=str(BASE_DIR / "sessions")))
 SESSIONS_CONFIG = Path(env("SESSIONS_CONFIG", default=str(BASE_DIR / "sessions.config.json")))
+# The proxy WhatsApp connections go through for every session without a "proxy" of its own in
+# sessions.config.json: socks5://[user:pass@]host:port, http://... or https://... (sessions_app.proxies).
+WHATSAPP_PROXY = env.str("WHATSAPP_PROXY", default="").strip()
 
 # Where `manage.py backup_sessions` writes its archives unless --output says otherwise.
 BACKUP_DIR = Path(env("BACKUP_DIR", default=str(BASE_DIR / "backups")))

@@ -55,6 +55,8 @@ class BackendError(Exception):
 
 class ClientBackend(abc.ABC):
     name: str = ""
+    # Dials out to WhatsApp: its process gets the session's proxy (sessions_app.proxies) in HTTPS_PROXY.
+    USES_PROXY: bool = False
 
     def __init__(self, session_id: str, store_dir: Path, emit: Callable[[BackendEvent], None]):
         self.session_id = session_id  # already validated

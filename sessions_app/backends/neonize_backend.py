@@ -34,6 +34,7 @@ TERMINAL_EVENTS = {"logged_out", "stream_replaced", "temporary_ban", "qr_timeout
 
 class NeonizeBackend(ClientBackend):
     name = "neonize"
+    USES_PROXY = True  # whatsmeow reads HTTPS_PROXY (socks5, http or https) from its startup environment
     # Imported once by the forkserver, with neonize's Go library left out (see neonize_runtime).
     PRELOAD_MODULES: list[str] = [
         "sessions_app.backends.neonize_runtime",
