@@ -117,7 +117,7 @@ class Service:
         code = (
             "import json\n"
             "from messaging.models import OutgoingMessage as M\n"
-            "from sessions_app.models import SimulatorOutbox as O\n"
+            "from simulator.models import SimulatorOutbox as O\n"
             f"made = dict(M.objects.filter(caption__startswith={prefix!r}).values_list('caption', 'created_at'))\n"
             f"rows = O.objects.filter(caption__startswith={prefix!r}).values_list('caption', 'session_id', 'sent_at')\n"
             "print(json.dumps([[s, made[c].timestamp(), t.timestamp()] for c, s, t in rows if c in made]))\n"
@@ -135,7 +135,7 @@ class Service:
         return self.timings(prefix)
 
     def _count_sent(self, prefix: str) -> int:
-        sql = "SELECT COUNT(*) FROM sessions_app_simulatoroutbox WHERE caption LIKE %s"
+        sql = "SELECT COUNT(*) FROM simulator_simulatoroutbox WHERE caption LIKE %s"
         url = self.env["DATABASE_URL"]
         if url.startswith("sqlite:///"):
             import sqlite3

@@ -177,7 +177,7 @@ class Service(dispatch.Service):
     def tally(self, prefix: str) -> dict:
         code = (
             "import json\nfrom collections import Counter\n"
-            "from messaging.models import OutgoingMessage as M\nfrom sessions_app.models import SimulatorOutbox as O\n"
+            "from messaging.models import OutgoingMessage as M\nfrom simulator.models import SimulatorOutbox as O\n"
             f"st = Counter(M.objects.filter(caption__startswith={prefix!r}).values_list('status', flat=True))\n"
             f"out = Counter(O.objects.filter(caption__startswith={prefix!r}).values_list('caption', flat=True))\n"
             "print(json.dumps({'statuses': st, 'received': sum(out.values()), 'distinct': len(out),"

@@ -101,7 +101,7 @@ class Cluster:
         import psycopg
 
         with psycopg.connect(self.url.replace("postgres://", "postgresql://", 1)) as db:
-            rows = db.execute("SELECT sent_at FROM sessions_app_simulatoroutbox WHERE caption LIKE %s",
+            rows = db.execute("SELECT sent_at FROM simulator_simulatoroutbox WHERE caption LIKE %s",
                               (prefix + "%",)).fetchall()
         return sorted(r[0].timestamp() for r in rows)
 

@@ -27,8 +27,9 @@ _BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s\"',;]+")
 _TOKEN_PARAM = re.compile(r"(?i)\b(token=)[^\s&\"',;]+")
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{120,}={0,2}")
 _PDF_BYTES = re.compile(r"b['\"]%PDF-.*?(?:['\"]|$)", re.DOTALL)
-# 8 to 15 digits (a phone number with country code), alone: not inside an id or a word.
-_PHONE = re.compile(r"(?<![A-Za-z0-9_.\-])\+?\d{5,12}(\d{3})(?![A-Za-z0-9_])")
+# 8 to 15 digits (a phone number with country code), alone: not inside an id or a word (a message id's
+# first group, "12345678-9abc-...", is all digits one time in 40).
+_PHONE = re.compile(r"(?<![A-Za-z0-9_.\-])\+?\d{5,12}(\d{3})(?![A-Za-z0-9_\-])")
 # Written for people: a leading + and groups, "+51 987-654-321".
 _SPACED_PHONE = re.compile(r"\+\d{1,3}(?:[ \-]?\d){5,12}[ \-]?(\d{3})(?![\d])")
 

@@ -7,8 +7,8 @@ import threading
 import time
 from pathlib import Path
 
-from sessions_app.backends.simulator_backend import SimulatorBackend
 from sessions_app.protocol import Receipt
+from simulator.backend import SimulatorBackend
 
 
 class FloodingBackend(SimulatorBackend):

@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from messaging.models import OutgoingMessage
-from sessions_app.models import SimulatorOutbox
+from simulator.models import SimulatorOutbox
 from tests.conftest import pdf_body
 from tests.fault_tools import TcpProxy, hold_message_writes, session_status
 from tests.processes import serve, wait_for

@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sessions_app.models import SimulatorOutbox, WhatsAppSession
+from sessions_app.models import WhatsAppSession
+from simulator.models import SimulatorOutbox
 from tests.conftest import pdf_body
 from tests.fault_tools import session_status
 from tests.processes import descendants, serve, wait_for

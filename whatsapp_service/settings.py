@@ -188,6 +188,21 @@ INSTALLED_APPS = [
     "webhooks",
 ]
 
+
+def _simulated(backend: str) -> bool:
+    """The simulator's backend, or a backend of one's own built on it ("module:Class", as the fault tests')."""
+    if ":" not in backend:
+        return backend == "simulator"
+    from sessions_app.backends import backend_class
+
+    return backend_class(backend).name == "simulator"
+
+
+# The simulated WhatsApp (its models and endpoints) is installed, and routed (urls.py), only where it is used.
+SIMULATOR_INSTALLED = _simulated(WHATSAPP_BACKEND)
+if SIMULATOR_INSTALLED:
+    INSTALLED_APPS.append("simulator")
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -1,10 +1,13 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path, re_path
+from django.utils.translation import gettext as _
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+from rest_framework.views import APIView
 
+from core.errors import ApiError
 from messaging.views import MessageDetailView, SendPdfView, SendTextView
 from sessions_app import linking_views
-from sessions_app import simulator_views
 from sessions_app.views import (
     SessionDetailView,
     SessionListView,
@@ -29,17 +32,6 @@ urlpatterns = [
     path("api/sessions/<str:session_id>/qr", SessionQrView.as_view(), name="session-qr"),
     path("api/sessions/<str:session_id>/pairing-code", SessionPairingCodeView.as_view(), name="session-pairing-code"),
     path("api/sessions/<str:session_id>/logout", SessionLogoutView.as_view(), name="session-logout"),
-    path("api/simulator/sessions/<str:session_id>/scan", simulator_views.SimulatorScanView.as_view(),
-         name="simulator-scan"),
-    path("api/simulator/sessions/<str:session_id>/drop", simulator_views.SimulatorDropView.as_view(),
-         name="simulator-drop"),
-    path("api/simulator/sessions/<str:session_id>/logout", simulator_views.SimulatorLogoutView.as_view(),
-         name="simulator-logout"),
-    path("api/simulator/sessions/<str:session_id>/replace", simulator_views.SimulatorReplaceView.as_view(),
-         name="simulator-replace"),
-    path("api/simulator/sessions/<str:session_id>/ban", simulator_views.SimulatorBanView.as_view(),
-         name="simulator-ban"),
-    path("api/simulator/outbox", simulator_views.SimulatorOutboxView.as_view(), name="simulator-outbox"),
     path("link/", linking_views.link_start, name="session-link-start"),
     path("link/<str:session_id>/", linking_views.link_page, name="session-link"),
     path("link/<str:session_id>/qr.svg", linking_views.link_qr, name="session-link-qr"),
@@ -47,6 +39,23 @@ urlpatterns = [
     path("api/schema/", SpectacularJSONAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]
+
+
+class SimulatorAbsentView(APIView):
+    """The simulator's paths where it is not installed: the token is checked first, as on its endpoints,
+    then 404, so that nobody learns the mode without the token."""
+
+    schema = None  # not part of the API
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        raise ApiError(404, "not_found", _("El simulador solo existe con WHATSAPP_BACKEND=simulator."))
+
+
+if settings.SIMULATOR_INSTALLED:
+    urlpatterns.append(path("api/simulator/", include("simulator.urls")))
+else:
+    urlpatterns.append(re_path(r"^api/simulator/", SimulatorAbsentView.as_view(), name="simulator-absent"))
 
 handler400 = "core.errors.handler400"
 handler404 = "core.errors.handler404"

@@ -1,5 +1,6 @@
 """The client backends by name. Imported lazily: the neonize module loads a Go library, and a simulator
-session process must never load it."""
+session process must never load it. The simulator is an app of its own (simulator/), installed only with
+its backend."""
 
 import importlib
 
@@ -10,7 +11,7 @@ BACKENDS = ("neonize", "simulator")
 
 def backend_class(name: str) -> type[ClientBackend]:
     if name == "simulator":
-        from .simulator_backend import SimulatorBackend
+        from simulator.backend import SimulatorBackend
 
         return SimulatorBackend
     if name == "neonize":

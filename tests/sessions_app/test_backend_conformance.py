@@ -221,7 +221,7 @@ class SimulatorDriver(Driver):
         return json.loads(document)["phone"] if document else None
 
     def sent(self) -> list[dict]:
-        from sessions_app.models import SimulatorOutbox
+        from simulator.models import SimulatorOutbox
 
         out = []
         for row in SimulatorOutbox.objects.filter(session_id=SESSION).order_by("id"):

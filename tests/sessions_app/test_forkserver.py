@@ -8,7 +8,7 @@ import sys
 from django.conf import settings
 
 from sessions_app import session_process
-from sessions_app.backends.simulator_backend import SimulatorBackend
+from simulator.backend import SimulatorBackend
 
 # A fresh interpreter, so its forkserver is started here with spawn()'s preload list (a forkserver
 # already running in the test process keeps the list it was started with).
@@ -17,7 +17,7 @@ import gc, json, multiprocessing, sys
 import django
 django.setup()
 from sessions_app import session_process
-from sessions_app.backends.simulator_backend import SimulatorBackend
+from simulator.backend import SimulatorBackend
 
 
 def report(conn):

@@ -18,7 +18,8 @@ import pytest
 
 from messaging.models import OutgoingMessage
 from sessions_app.config_file import load_and_mirror
-from sessions_app.models import SessionLease, SimulatorOutbox, WorkerHeartbeat
+from sessions_app.models import SessionLease, WorkerHeartbeat
+from simulator.models import SimulatorOutbox
 from tests.conftest import make_pdf, need, pdf_body, reachable
 from tests.processes import runworker, serve, wait_for
 from tests.sessions_app.test_credential_store import postgres_store  # noqa: F401 (a fixture)

@@ -1,10 +1,10 @@
-"""The session endpoints and the simulator's control endpoints through the service's ASGI application,
-with no worker running (what the web answers by itself, and when the worker does not answer)."""
+"""The session endpoints through the service's ASGI application, with no worker running (what the web
+answers by itself, and when the worker does not answer). The simulator's: tests/simulator/."""
 
 import pytest
 from django.utils import timezone
 
-from sessions_app.models import CommandState, SessionCommand, SessionStatus, SimulatorControl, SimulatorOutbox, WhatsAppSession
+from sessions_app.models import CommandState, SessionCommand, SessionStatus, WhatsAppSession
 from tests.conftest import AsgiClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,11 +49,6 @@ def test_qr_is_404_until_one_is_pending_then_json_or_svg(client, auth):
         ("POST", "/api/sessions/{id}/pairing-code"),
         ("POST", "/api/sessions/{id}/logout"),
         ("DELETE", "/api/sessions/{id}"),
-        ("POST", "/api/simulator/sessions/{id}/scan"),
-        ("POST", "/api/simulator/sessions/{id}/drop"),
-        ("POST", "/api/simulator/sessions/{id}/logout"),
-        ("POST", "/api/simulator/sessions/{id}/replace"),
-        ("POST", "/api/simulator/sessions/{id}/ban"),
     ],
 )
 def test_session_routes_check_token_and_id(client, auth, method, path):
@@ -84,60 +79,3 @@ def test_without_a_worker_the_request_is_withdrawn_and_answered_504(client, auth
     assert_error(client.request("DELETE", "/api/sessions/tienda_lima", headers=auth), 504, "worker_unavailable")
     # Nothing was removed without the worker having logged the number out.
     assert WhatsAppSession.objects.get(session_id="tienda_lima").in_config
-
-
-def test_simulator_endpoints_exist_only_with_the_simulator(client, auth, settings):
-    settings.WHATSAPP_BACKEND = "neonize"
-    set_row(status=SessionStatus.QR, qr=QR)
-    assert_error(client.post("/api/simulator/sessions/tienda_lima/scan", headers=auth, json={}), 404, "not_found")
-    assert_error(client.get("/api/simulator/outbox", headers=auth), 404, "not_found")
-    assert_error(client.get("/api/simulator/outbox"), 401, "missing_token")
-    assert not SimulatorControl.objects.exists()
-
-
-def test_phone_actions_are_queued_for_the_session_process_when_they_make_sense(client, auth):
-    assert_error(client.post("/api/simulator/sessions/tienda_lima/scan", headers=auth, json={}), 409, "no_pending_qr")
-    assert_error(client.post("/api/simulator/sessions/tienda_lima/drop", headers=auth), 409, "not_connected")
-    assert_error(client.post("/api/simulator/sessions/tienda_lima/logout", headers=auth), 409, "not_linked")
-    set_row(status=SessionStatus.QR, qr=QR)
-    assert_error(client.post("/api/simulator/sessions/tienda_lima/scan", headers=auth, json={"phone": "x"}), 400,
-                 "invalid_phone")
-    response = client.post("/api/simulator/sessions/tienda_lima/scan", headers=auth, json={"phone": "51911111111"})
-    assert response.status_code == 202 and response.json()["success"] is True
-    set_row(status=SessionStatus.CONNECTED)
-    assert client.post("/api/simulator/sessions/tienda_lima/drop", headers=auth).status_code == 202
-    assert client.post("/api/simulator/sessions/tienda_lima/logout", headers=auth).status_code == 202
-    assert client.post("/api/simulator/sessions/tienda_lima/replace", headers=auth).status_code == 202
-    for bad in ("60", 0, True):
-        assert_error(client.post("/api/simulator/sessions/tienda_lima/ban", headers=auth, json={"expireSeconds": bad}),
-                     400, "invalid_parameters")
-    ban = client.post("/api/simulator/sessions/tienda_lima/ban", headers=auth, json={"expireSeconds": 60})
-    assert ban.status_code == 202
-    actions = list(SimulatorControl.objects.order_by("id").values_list("session_id", "action", "payload"))
-    assert actions == [
-        ("tienda_lima", "scan", {"phone": "51911111111"}),
-        ("tienda_lima", "drop", {}),
-        ("tienda_lima", "logout", {}),
-        ("tienda_lima", "replace", {}),
-        ("tienda_lima", "ban", {"expire_seconds": 60}),
-    ]
-
-
-def test_outbox_lists_what_was_delivered_filtered_by_session_and_number(client, auth):
-    sent_at = timezone.now()
-    for session_id, to, wa_id in [("tienda_lima", "51987654321", "3EB0000000000000000001"),
-                                  ("tienda_lima", "51911111111", "3EB0000000000000000002"),
-                                  ("tienda_cusco", "51987654321", "3EB0000000000000000003")]:
-        SimulatorOutbox.objects.create(session_id=session_id, to=to, file_name="F.pdf", caption="Gracias",
-                                       sha256="ab" * 32, size=10, wa_message_id=wa_id, sent_at=sent_at)
-    everything = client.get("/api/simulator/outbox", headers=auth).json()
-    assert [m["waMessageId"] for m in everything] == [
-        "3EB0000000000000000001", "3EB0000000000000000002", "3EB0000000000000000003"
-    ]
-    assert everything[0] == {
-        "sessionId": "tienda_lima", "to": "51987654321", "type": "document", "fileName": "F.pdf",
-        "caption": "Gracias", "text": "", "sha256": "ab" * 32, "size": 10, "waMessageId": "3EB0000000000000000001", "sentAt": sent_at.isoformat(),
-    }
-    filtered = client.get("/api/simulator/outbox?sessionId=tienda_lima&to=%2B51%20987-654-321", headers=auth).json()
-    assert [m["waMessageId"] for m in filtered] == ["3EB0000000000000000001"]
-    assert_error(client.get("/api/simulator/outbox?sessionId=../x", headers=auth), 400, "invalid_session_id")

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from sessions_app.config_file import SessionEntry, add_session_to_config
 from sessions_app.ids import session_dir
-from sessions_app.models import SessionStatus, SimulatorControl, WhatsAppSession
+from sessions_app.models import SessionStatus, WhatsAppSession
+from simulator.models import SimulatorControl
 from tests.processes import alive, descendants, runworker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

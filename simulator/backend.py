@@ -2,11 +2,11 @@
 
 Unlinked, it shows QR codes that rotate (first valid SIMULATOR_QR_FIRST_SECONDS, then
 SIMULATOR_QR_NEXT_SECONDS each, SIMULATOR_QR_COUNT in all), then gives up with `qr_timeout`. The
-simulated phone and server are driven through SimulatorControl rows (written by /api/simulator/...,
-possibly in another process), which the supervisor takes (`take_controls`) and hands to the session
-process (`control`), each once: scan links and connects and stores a small device document (in the
-session's folder or schema: sessions_app.credential_store), so a new process reconnects without a QR;
-drop loses the connection and reconnects by itself; logout removes the device; replace (another
+simulated phone and server are driven through SimulatorControl rows (written by the endpoints of
+simulator.views, possibly in another process), which the supervisor takes (`take_controls`) and hands to
+the session process (`control`), each once: scan links and connects and stores a small device document
+(in the session's folder or schema: sessions_app.credential_store), so a new process reconnects without
+a QR; drop loses the connection and reconnects by itself; logout removes the device; replace (another
 connection took the number) and ban (a temporary ban) end the connection for good, as whatsmeow does;
 read is a recipient opening the chat (one read receipt for what was sent to `to` and not read yet).
 Sends land in SimulatorOutbox and are "delivered" shortly after. The contract it keeps, with neonize:
@@ -21,8 +21,8 @@ import secrets
 import threading
 import time
 
-from .. import protocol
-from .base import BackendError, ClientBackend
+from sessions_app import protocol
+from sessions_app.backends.base import BackendError, ClientBackend
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def new_wa_message_id() -> str:
 
 class SimulatorBackend(ClientBackend):
     name = "simulator"
-    PRELOAD_MODULES = ["sessions_app.django_preload"]
+    PRELOAD_MODULES = ["simulator.django_preload"]
 
     def __init__(self, session_id, store_dir, emit):
         super().__init__(session_id, store_dir, emit)
@@ -163,7 +163,7 @@ class SimulatorBackend(ClientBackend):
         from django.db import transaction
         from django.utils import timezone
 
-        from sessions_app.models import SimulatorControl
+        from .models import SimulatorControl
 
         if not session_ids:
             return []
@@ -190,12 +190,11 @@ class SimulatorBackend(ClientBackend):
         credential_store.save_simulator_device(self.session_id, json.dumps(data))
 
     def _forget_credentials(self) -> None:
-        from django.db import close_old_connections
-
+        from core.db_threads import with_fresh_connection
         from sessions_app import credential_store
 
-        close_old_connections()  # called from the command thread too, which has a connection of its own
-        credential_store.delete_simulator_device(self.session_id)
+        # Called from the command thread too, which has a connection of its own.
+        with_fresh_connection(credential_store.delete_simulator_device, self.session_id)
 
     def _set_state(self, state: str) -> None:
         with self._lock:
@@ -218,11 +217,13 @@ class SimulatorBackend(ClientBackend):
 
     def _send(self, to: str, data: bytes, **fields) -> dict:
         import hashlib
+        from functools import partial
 
-        from django.db import close_old_connections
         from django.utils import timezone
 
-        from sessions_app.models import SimulatorOutbox
+        from core.db_threads import with_fresh_connection
+
+        from .models import SimulatorOutbox
 
         self._require_connected()
         if self.send_latency:
@@ -233,8 +234,9 @@ class SimulatorBackend(ClientBackend):
             raise BackendError("not_on_whatsapp", f"{to} is not on WhatsApp")
         wa_message_id = new_wa_message_id()
         sent_at = timezone.now()
-        close_old_connections()  # a connection broken by a database outage is replaced
-        SimulatorOutbox.objects.create(
+        # A connection broken by a database outage is replaced.
+        with_fresh_connection(partial(
+            SimulatorOutbox.objects.create,
             session_id=self.session_id,
             to=to,
             **fields,
@@ -242,7 +244,7 @@ class SimulatorBackend(ClientBackend):
             size=len(data),
             wa_message_id=wa_message_id,
             sent_at=sent_at,
-        )
+        ))
         with self._lock:
             self._unread.setdefault(to, []).append(wa_message_id)
         self._receipts.put((time.monotonic() + self.delivery_delay, to, wa_message_id))

@@ -1,4 +1,4 @@
-"""Imported by the forkserver (a backend's PRELOAD_MODULES) to set Django up once, before it forks:
+"""Imported by the forkserver (SimulatorBackend.PRELOAD_MODULES) to set Django up once, before it forks:
 session processes that use the ORM then start at once and share those pages instead of each paying
 for its own setup (about 0.8 s of CPU and tens of MB). No database connection is opened here.
 

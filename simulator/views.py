@@ -1,46 +1,38 @@
-"""The simulator's control endpoints (WHATSAPP_BACKEND=simulator only; 404 otherwise): what a phone
-would do to a session (scan its QR, lose the connection, unlink the device) and what was delivered.
-Beyond the contract, replace and ban let a staging system see how the service takes a number
-taken over by another connection, or banned for a while. The actions are SimulatorControl rows that the
-session's process picks up, wherever it runs."""
+"""The simulator's control endpoints, routed only where the simulator is installed (WHATSAPP_BACKEND=
+simulator; elsewhere whatsapp_service.urls answers 404 on their paths): what a phone would do to a session
+(scan its QR, lose the connection, unlink the device, read a chat) and what was delivered. Beyond the
+contract, replace and ban let a staging system see how the service takes a number taken over by another
+connection, or banned for a while. The actions are SimulatorControl rows that the session's process picks
+up, wherever it runs."""
 
-from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import ApiError
+from core.phones import phone_digits
+from sessions_app.ids import InvalidSessionId, validate_session_id
+from sessions_app.models import SessionStatus
+from sessions_app.selectors import get_configured_session, invalid_session_id_error
+from sessions_app.views import SuccessSerializer, body_object, clean_phone
 
-from .backends import backend_class
-from .ids import InvalidSessionId, validate_session_id
-from .models import SessionStatus, SimulatorControl, SimulatorOutbox
-from .selectors import get_configured_session, invalid_session_id_error
-from .views import SuccessSerializer, body_object, clean_phone
+from .models import SimulatorControl, SimulatorOutbox
 
 DEFAULT_SCAN_PHONE = "51900000001"
 
 
-def simulating() -> bool:
-    """The simulator, or a backend built on it (WHATSAPP_BACKEND="module:Class", as the fault tests use)."""
-    name = settings.WHATSAPP_BACKEND
-    return name == "simulator" or (":" in name and backend_class(name).name == "simulator")
-
-
-class SimulatorView(APIView):
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)  # the token first: nobody learns the mode without it
-        if not simulating():
-            raise ApiError(404, "not_found", _("El simulador solo existe con WHATSAPP_BACKEND=simulator."))
-
-
-class SimulatorActionView(SimulatorView):
+class SimulatorActionView(APIView):
     action: str = ""
     # The statuses in which the phone can do this; otherwise 409 with `refusal`.
     allowed: tuple[str, ...] = ()
     refusal: tuple[str, str] = ("", "")
+
+    def payload(self, body: dict) -> dict:
+        """What the phone needs to know besides the action; ApiError 400 when the body does not say it."""
+        return {}
 
     @extend_schema(
         request=inline_serializer("SimulatorActionInput", {
@@ -51,15 +43,7 @@ class SimulatorActionView(SimulatorView):
     )
     def post(self, request, session_id: str):
         session = get_configured_session(session_id)
-        payload = {}
-        body = body_object(request)
-        if self.action == SimulatorControl.Action.SCAN:
-            payload["phone"] = clean_phone(body.get("phone") or DEFAULT_SCAN_PHONE)
-        elif self.action == SimulatorControl.Action.BAN:
-            expire = body.get("expireSeconds", 3600)
-            if not isinstance(expire, int) or isinstance(expire, bool) or not 1 <= expire <= 30 * 86400:
-                raise ApiError(400, "invalid_parameters", _("'expireSeconds' debe ser un entero de 1 a 2592000."))
-            payload["expire_seconds"] = expire
+        payload = self.payload(body_object(request))
         if session.status not in self.allowed:
             raise ApiError(409, self.refusal[0], str(self.refusal[1]))
         SimulatorControl.objects.create(session_id=session.session_id, action=self.action, payload=payload)
@@ -70,6 +54,9 @@ class SimulatorScanView(SimulatorActionView):
     action = SimulatorControl.Action.SCAN
     allowed = (SessionStatus.QR,)
     refusal = ("no_pending_qr", _lazy("No hay un código QR pendiente para esta sesión."))
+
+    def payload(self, body: dict) -> dict:
+        return {"phone": clean_phone(body.get("phone") or DEFAULT_SCAN_PHONE)}
 
 
 class SimulatorDropView(SimulatorActionView):
@@ -99,6 +86,34 @@ class SimulatorBanView(SimulatorActionView):
     allowed = (SessionStatus.CONNECTED,)
     refusal = ("not_connected", _lazy("La sesión no está conectada."))
 
+    def payload(self, body: dict) -> dict:
+        expire = body.get("expireSeconds", 3600)
+        if not isinstance(expire, int) or isinstance(expire, bool) or not 1 <= expire <= 30 * 86400:
+            raise ApiError(400, "invalid_parameters", _("'expireSeconds' debe ser un entero de 1 a 2592000."))
+        return {"expire_seconds": expire}
+
+
+@extend_schema_view(post=extend_schema(
+    request=inline_serializer("SimulatorReadInput", {
+        "to": serializers.CharField(help_text="the number whose phone opens the chat"),
+    }),
+    responses={202: SuccessSerializer},
+))
+class SimulatorReadView(SimulatorActionView):
+    """The recipient `to` opens the chat: one read receipt names what this session sent to it and it had
+    not read yet."""
+
+    action = SimulatorControl.Action.READ
+    allowed = (SessionStatus.CONNECTED,)
+    refusal = ("not_connected", _lazy("La sesión no está conectada."))
+
+    def payload(self, body: dict) -> dict:
+        to = phone_digits(body.get("to"))
+        if to is None:
+            raise ApiError(400, "invalid_phone",
+                           _("'to' debe ser un número válido con código de país (ejemplo: 51987654321)."))
+        return {"to": to}
+
 
 class OutboxItemSerializer(serializers.Serializer):
     sessionId = serializers.CharField()
@@ -113,7 +128,7 @@ class OutboxItemSerializer(serializers.Serializer):
     sentAt = serializers.DateTimeField()
 
 
-class SimulatorOutboxView(SimulatorView):
+class SimulatorOutboxView(APIView):
     @extend_schema(
         operation_id="simulator_outbox",
         parameters=[OpenApiParameter("sessionId", str, required=False), OpenApiParameter("to", str, required=False)],

@@ -10,10 +10,10 @@ import time
 import pytest
 
 from sessions_app.backends import backend_class
-from sessions_app.backends.simulator_backend import SimulatorBackend
 from sessions_app.protocol import QrTimeout
 from sessions_app.ids import session_dir
-from sessions_app.models import SimulatorControl
+from simulator.backend import SimulatorBackend
+from simulator.models import SimulatorControl
 from tests.conftest import make_pdf
 
 pytestmark = pytest.mark.django_db(transaction=True)
