@@ -88,7 +88,7 @@ def forkserver_context():
     from sessions_app.backends.neonize_backend import NeonizeBackend
 
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([session_process.__name__, *NeonizeBackend.PRELOAD_MODULES])
+    ctx.set_forkserver_preload(session_process.preload_modules(NeonizeBackend))
     return ctx
 
 
@@ -111,7 +111,7 @@ def spawn_until_first_event(count: int) -> dict:
     while pending and time.monotonic() < deadline:
         for conn in wait(list(pending), timeout=1):
             try:
-                event = conn.recv().get("event")
+                event = conn.recv().name
             except EOFError:
                 event = "exited"
             if event != "heartbeat":
@@ -136,7 +136,7 @@ def proxied_context(index: int):
     from sessions_app.backends.neonize_backend import NeonizeBackend
 
     ctx = proxies.process_context(f"http://127.0.0.1:{20000 + index}")
-    ctx.set_forkserver_preload([session_process.__name__, *NeonizeBackend.PRELOAD_MODULES])
+    ctx.set_forkserver_preload(session_process.preload_modules(NeonizeBackend))
     return ctx
 
 

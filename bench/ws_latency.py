@@ -152,7 +152,7 @@ async def measure(port: int, token: str, session_id: str, watchers: int, events:
                   client: str) -> list[float]:
     from channels.layers import get_channel_layer
 
-    from sessions_app.protocol import group_name
+    from sessions_app.protocol import Qr, group_name
     from sessions_app.session_state import apply_event
 
     layer = get_channel_layer()
@@ -180,7 +180,7 @@ async def measure(port: int, token: str, session_id: str, watchers: int, events:
             if path == "group_send":
                 await layer.group_send(group_name(session_id), {"type": "session.event", "event": "qr", "data": data})
             else:
-                await loop.run_in_executor(db_thread, apply_event, session_id, {"event": "qr", "data": data}, publish_on_loop)
+                await loop.run_in_executor(db_thread, apply_event, session_id, Qr(data), publish_on_loop)
             if i >= warmup:
                 published[data] = t0
             if arrivals is not None:

@@ -3,7 +3,7 @@
 It runs on the session supervisor's event loop (started by the supervisor_started signal), one sender
 task per session: a session that is slow or stuck delays only itself. A sender claims its session's
 next due message (messaging.send_queue), waits its turn (messaging.pacing), sends through the session
-process (Supervisor.call) and records the outcome. Senders sleep until woken: by the API through the
+process (SessionGateway.call) and records the outcome. Senders sleep until woken: by the API through the
 channel layer (messaging.wakeups) the moment a message is committed, by a session connecting, or by
 the slow sweep that is the safety net.
 """
@@ -20,9 +20,9 @@ from django.db import connection
 
 from core.db_threads import in_db_thread
 from core.ttl_cache import TtlCache
-from sessions_app import session_leases, signals as session_signals
+from sessions_app import protocol, session_leases, signals as session_signals
 from sessions_app.models import SessionStatus, WhatsAppSession
-from sessions_app.supervisor import CommandTimeout, SessionUnavailable
+from sessions_app.worker import CommandTimeout, SessionGateway, SessionUnavailable
 
 from . import send_queue, wakeups
 from .outcomes import Recorder
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher:
-    def __init__(self, supervisor):
+    def __init__(self, supervisor: SessionGateway):
         self.supervisor = supervisor
         self.owner = supervisor.worker_id  # host:pid:token, also the owner of its session leases
         self.loop = asyncio.get_running_loop()
@@ -187,10 +187,9 @@ class Dispatcher:
                 outcomes.append(record(send_queue.record_failed, pk, owner, "not_on_whatsapp"))
                 return False, False
             if m.kind == "text":
-                command = {"cmd": "send_text", "to": m.to, "text": m.data.decode(), "ref": m.message_id}
+                command = protocol.SendText(m.to, m.data.decode(), ref=m.message_id)
             else:
-                command = {"cmd": "send_document", "to": m.to, "data": m.data, "file_name": m.file_name,
-                           "mimetype": m.mimetype, "caption": m.caption, "ref": m.message_id}
+                command = protocol.SendDocument(m.to, m.data, m.file_name, m.mimetype, m.caption, ref=m.message_id)
             reply = await self.supervisor.call(sid, command, settings.DISPATCH_SEND_TIMEOUT_SECONDS)
         except SessionUnavailable:
             outcomes.append(record(send_queue.give_back, pk, owner))
@@ -199,12 +198,12 @@ class Dispatcher:
             # It may have gone out: resumed (and asked about) by the next claim, before anything newer.
             outcomes.append(record(send_queue.record_unknown, pk, owner, f"timeout: {exc}"))
             return True, True
-        if reply.get("ok"):
-            result = reply.get("result") or {}
+        if reply.ok:
+            result = reply.result or {}
             outcomes.append(record(send_queue.record_sent, pk, owner, result["wa_message_id"], result.get("timestamp")))
             log.info("session %s: message %s sent to %s as %s", sid, m.message_id, m.to, result["wa_message_id"])
             return True, False
-        code = reply.get("error_code") or "send_failed"
+        code = reply.error_code or "send_failed"
         if code == "not_on_whatsapp":
             self._numbers.put((sid, m.to), False)
             outcomes.append(record(send_queue.record_failed, pk, owner, "not_on_whatsapp"))
@@ -212,29 +211,29 @@ class Dispatcher:
             outcomes.append(record(send_queue.give_back, pk, owner))
             return True, True
         else:
-            future = record(send_queue.record_retry, pk, owner, m.attempts, f"{code}: {reply.get('error')}")
+            future = record(send_queue.record_retry, pk, owner, m.attempts, f"{code}: {reply.error}")
             future.add_done_callback(partial(_log_retry, sid, m.message_id, m.attempts))
             outcomes.append(future)
         return True, False
 
     async def _already_sent(self, session_id: str, message_id: str) -> dict | None:
         try:
-            reply = await self.supervisor.call(session_id, {"cmd": "lookup_sent", "refs": [message_id]}, 10.0)
+            reply = await self.supervisor.call(session_id, protocol.LookupSent((message_id,)), 10.0)
         except CommandTimeout:
             return None
-        return (reply.get("result") or {}).get(message_id) if reply.get("ok") else None
+        return (reply.result or {}).get(message_id) if reply.ok else None
 
     async def _on_whatsapp(self, session_id: str, number: str) -> bool:
         cached = self._numbers.get((session_id, number))
         if cached is not None:
             return cached
         try:
-            reply = await self.supervisor.call(session_id, {"cmd": "check_numbers", "numbers": [number]}, 30.0)
+            reply = await self.supervisor.call(session_id, protocol.CheckNumbers((number,)), 30.0)
         except CommandTimeout:
             return True  # unknown: the send itself will tell
-        if not reply.get("ok"):
+        if not reply.ok:
             return True
-        registered = bool((reply.get("result") or {}).get(number, True))
+        registered = bool((reply.result or {}).get(number, True))
         self._numbers.put((session_id, number), registered)
         return registered
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from multiprocessing.connection import Connection
 
-from . import session_process
+from . import protocol, session_process
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class SessionHandle:
         process,
         conn: Connection,
         writers: Executor,
-        on_message: Callable[["SessionHandle", dict], None],
+        on_message: Callable[["SessionHandle", protocol.Event], None],
         on_exit: Callable[["SessionHandle", int | None], None],
     ):
         self.session_id = session_id
@@ -66,17 +66,17 @@ class SessionHandle:
     def running(self) -> bool:
         return not self.exited.is_set()
 
-    async def request(self, command: dict, timeout: float) -> dict:
-        """Send a command that has a reply and return the reply (protocol.reply's shape)."""
+    async def request(self, command: protocol.Request, timeout: float) -> protocol.Reply:
+        """Send a command that has a reply and return the reply."""
         req_id = next(_req_ids)
         reply = self._loop.create_future()
         self._pending[req_id] = reply
         try:
             async with asyncio.timeout(timeout):
-                await self.send({**command, "req_id": req_id})
+                await self.send(command.numbered(req_id))
                 return await reply
         except TimeoutError:
-            raise CommandTimeout(f"{self.session_id}: no reply to {command.get('cmd')} in {timeout} s") from None
+            raise CommandTimeout(f"{self.session_id}: no reply to {command.name} in {timeout} s") from None
         finally:
             self._pending.pop(req_id, None)
             if reply.done() and not reply.cancelled():
@@ -84,7 +84,7 @@ class SessionHandle:
                 # error from send() already; this one is the same news (not "never retrieved").
                 reply.exception()
 
-    async def send(self, message: dict) -> None:
+    async def send(self, message: protocol.Command) -> None:
         if not self.running:
             raise SessionUnavailable(f"the session process of {self.session_id} has ended")
 
@@ -102,7 +102,7 @@ class SessionHandle:
         if not self.running:
             return
         try:
-            await asyncio.wait_for(self.send({"cmd": "stop"}), timeout)
+            await asyncio.wait_for(self.send(protocol.Stop()), timeout)
         except (SessionUnavailable, TimeoutError):
             pass
         for step in ("terminate", "kill"):
@@ -149,14 +149,17 @@ class SessionHandle:
 
     def _dispatch(self, message: object) -> None:
         self.last_seen = time.monotonic()
-        if isinstance(message, dict) and message.get("event") == "reply":
-            reply = self._pending.pop(message.get("req_id"), None)
-            if reply is not None and not reply.done():
-                reply.set_result(message)
-            return
-        if isinstance(message, dict) and message.get("event") == "heartbeat":
-            return
-        self._on_message(self, message)
+        match message:
+            case protocol.Reply(req_id=req_id):
+                reply = self._pending.pop(req_id, None)
+                if reply is not None and not reply.done():
+                    reply.set_result(message)
+            case protocol.Heartbeat():
+                pass
+            case protocol.BackendEvent():
+                self._on_message(self, message)
+            case _:  # a crashed or foreign process's bytes
+                log.warning("session %s: unknown message %.200r", self.session_id, message)
 
     def _ended(self) -> None:
         self._loop.remove_reader(self.process.sentinel)

@@ -4,7 +4,7 @@
 sessions_app.proxies), which imports the backend's PRELOAD_MODULES once so every session process shares
 those pages. In the child, `run()` of the backend holds the main thread; a reader thread takes commands
 off the pipe (`stop` at once, the rest in order on a command thread); a heartbeat thread proves the
-process is alive. Message formats: sessions_app.protocol.
+process is alive. The messages: sessions_app.protocol.
 
 This module is imported by the forkserver before Django is set up: nothing here may need the app
 registry at import time.
@@ -62,6 +62,12 @@ def describe_exit(code: int | None) -> str:
     return EXIT_DESCRIPTIONS.get(code, f"exit code {code}")
 
 
+def preload_modules(cls: type[ClientBackend]) -> list[str]:
+    """What the forkserver imports before its first fork, in order: this module, the backend's own
+    PRELOAD_MODULES, then the freeze of what they built (sessions_app.forkserver_freeze)."""
+    return [__name__, *getattr(cls, "PRELOAD_MODULES", []), "sessions_app.forkserver_freeze"]
+
+
 class LeaseExpired(Exception):
     """The lease's deadline passed before the process could start: another worker may run the number now."""
 
@@ -85,7 +91,7 @@ def spawn(session_id: str, backend: str | None = None, lease_until: float = floa
     _project_on_pythonpath()
     ctx = session_context(session_id, cls)
     # Only read when the forkserver starts, i.e. before the first session process.
-    ctx.set_forkserver_preload([__name__, *getattr(cls, "PRELOAD_MODULES", [])])
+    ctx.set_forkserver_preload(preload_modules(cls))
     ours, theirs = ctx.Pipe(duplex=True)
     process = ctx.Process(
         target=child_main,
@@ -185,14 +191,14 @@ class _Child:
         self.conn = conn
         self.heartbeat_seconds = heartbeat_seconds
         self.send_lock = threading.Lock()
-        self.commands: queue.Queue[dict] = queue.Queue()
+        self.commands: queue.Queue[protocol.Command] = queue.Queue()
         self.done = threading.Event()
         self.stopping = False
         self.parent_gone = False
         self.lease_lost = False
         self.backend: ClientBackend | None = None
 
-    def emit(self, event: dict) -> None:
+    def emit(self, event: protocol.Event) -> None:
         """Thread-safe; a broken pipe means the supervisor is gone, so is this process."""
         try:
             with self.send_lock:
@@ -202,7 +208,7 @@ class _Child:
 
     def report_error(self, text: str) -> None:
         log.error("session %s: %s", self.session_id, text)
-        self.emit({"event": "error", "message": text[-2000:]})
+        self.emit(protocol.Error(text[-2000:]))
 
     def read_commands(self) -> None:
         while True:
@@ -213,17 +219,17 @@ class _Child:
                 self._stop_backend()
                 _exit_soon(EXIT_PARENT_GONE, STOP_GRACE_SECONDS)
                 return
-            name = protocol.kind(message)
-            if name == "lease":
-                self.lease_ends = float(message.get("until") or 0)
-            elif name == "stop":
-                self.stopping = True
-                self._stop_backend()
-                _exit_soon(EXIT_OK, STOP_GRACE_SECONDS)
-            elif name in protocol.COMMANDS:
-                self.commands.put(message)
-            else:
-                self.report_error(f"unknown command {str(message)[:200]}")
+            match message:
+                case protocol.Lease(until=until):
+                    self.lease_ends = float(until or 0)
+                case protocol.Stop():
+                    self.stopping = True
+                    self._stop_backend()
+                    _exit_soon(EXIT_OK, STOP_GRACE_SECONDS)
+                case protocol.Command():
+                    self.commands.put(message)
+                case _:
+                    self.report_error(f"unknown command {str(message)[:200]}")
 
     def _stop_backend(self) -> None:
         if self.backend is not None:
@@ -235,59 +241,39 @@ class _Child:
     def execute_commands(self) -> None:
         while True:
             message = self.commands.get()
-            req_id = message.get("req_id")
+            req_id = getattr(message, "req_id", None)
             try:
-                result = self._execute(message)
-                answer = protocol.reply(req_id, result)
+                answer = protocol.Reply.success(req_id, self._execute(message))
             except BackendError as exc:
-                answer = protocol.reply(req_id, error=exc.message, error_code=exc.code)
+                answer = protocol.Reply.failure(req_id, exc.message, exc.code)
             except Exception as exc:
-                log.exception("session %s: command %s failed", self.session_id, message.get("cmd"))
-                answer = protocol.reply(req_id, error=f"{type(exc).__name__}: {exc}", error_code="error")
+                log.exception("session %s: command %s failed", self.session_id, message.name)
+                answer = protocol.Reply.failure(req_id, f"{type(exc).__name__}: {exc}", "error")
             if req_id is not None:
                 self.emit(answer)
-            elif not answer["ok"]:
-                self.report_error(f"{message.get('cmd')}: {answer['error']}")
+            elif not answer.ok:
+                self.report_error(f"{message.name}: {answer.error}")
 
-    def _execute(self, message: dict) -> dict:
-        backend = self.backend
-        name = message["cmd"]
-        if name == "lookup_sent":
-            return self.journal.lookup([str(ref) for ref in message.get("refs", [])])
-        if backend is None:
+    def _execute(self, message: protocol.Command) -> dict:
+        if isinstance(message, protocol.LookupSent):
+            return self.journal.lookup([str(ref) for ref in message.refs])
+        run = _COMMANDS.get(type(message))
+        if run is None:
+            raise BackendError("unknown_command", f"unknown command {message.name!r}")
+        if self.backend is None:
             raise BackendError("not_connected", "the client is not running")
-        if name == "send_document":
-            result = backend.send_document(
-                message["to"],
-                message["data"],
-                message.get("file_name") or "document.pdf",
-                message.get("mimetype") or "application/pdf",
-                message.get("caption") or "",
-            )
-            if message.get("ref"):
-                self.journal.record(str(message["ref"]), result["wa_message_id"], result.get("timestamp"))
-            return result
-        if name == "send_text":
-            result = backend.send_text(message["to"], str(message["text"]))
-            if message.get("ref"):
-                self.journal.record(str(message["ref"]), result["wa_message_id"], result.get("timestamp"))
-            return result
-        if name == "check_numbers":
-            return backend.check_numbers(list(message["numbers"]))
-        if name == "pairing_code":
-            return {"code": backend.pairing_code(message["phone"])}
-        if name == "logout":
-            backend.logout()
-            return {}
-        if name == "control":
-            backend.control(str(message.get("action") or ""), dict(message.get("payload") or {}))
-            return {}
-        raise BackendError("unknown_command", f"unknown command {name!r}")
+        return run(self, self.backend, message)
+
+    def journaled(self, message: protocol.SendDocument | protocol.SendText, result: dict) -> dict:
+        if message.ref:
+            self.journal.record(str(message.ref), result["wa_message_id"], result.get("timestamp"))
+        return result
 
     def beat(self) -> None:
         next_trim = time.monotonic() + gc_tuning.HEAP_TRIM_SECONDS
+        heartbeat = protocol.Heartbeat()
         while not self.done.wait(self.heartbeat_seconds):
-            self.emit({"event": "heartbeat"})
+            self.emit(heartbeat)
             if time.monotonic() >= next_trim:
                 gc_tuning.trim_heap()
                 next_trim = time.monotonic() + gc_tuning.HEAP_TRIM_SECONDS
@@ -318,6 +304,40 @@ class _Child:
         threading.excepthook = thread_exception
 
 
+def _send_document(child: _Child, backend: ClientBackend, m: protocol.SendDocument) -> dict:
+    result = backend.send_document(m.to, m.data, m.file_name or "document.pdf", m.mimetype or "application/pdf",
+                                   m.caption or "")
+    return child.journaled(m, result)
+
+
+def _send_text(child: _Child, backend: ClientBackend, m: protocol.SendText) -> dict:
+    return child.journaled(m, backend.send_text(m.to, str(m.text)))
+
+
+def _check_numbers(child: _Child, backend: ClientBackend, m: protocol.CheckNumbers) -> dict:
+    return backend.check_numbers(list(m.numbers))
+
+
+def _pairing_code(child: _Child, backend: ClientBackend, m: protocol.PairingCode) -> dict:
+    return {"code": backend.pairing_code(m.phone)}
+
+
+def _logout(child: _Child, backend: ClientBackend, m: protocol.Logout) -> dict:
+    backend.logout()
+    return {}
+
+
+def _control(child: _Child, backend: ClientBackend, m: protocol.Control) -> dict:
+    backend.control(str(m.action or ""), dict(m.payload or {}))
+    return {}
+
+
+# What each command does with the backend (LookupSent is the journal's, with or without a client).
+_COMMANDS = {protocol.SendDocument: _send_document, protocol.SendText: _send_text,
+             protocol.CheckNumbers: _check_numbers, protocol.PairingCode: _pairing_code,
+             protocol.Logout: _logout, protocol.Control: _control}
+
+
 def child_main(
     session_id: str, backend_name: str, store_dir: str, conn: Connection, heartbeat_seconds: float,
     lease_until: float,
@@ -345,7 +365,7 @@ def child_main(
             child.backend.run()
     except BackendError as exc:
         if not child.stopping:
-            child.emit({"event": "connect_failure", "reason": exc.code, "message": exc.message})
+            child.emit(protocol.ConnectFailure(exc.code, exc.message))
             code = EXIT_CONNECT_FAILED
     except BaseException:
         child.report_error("the client stopped with an error: " + traceback.format_exc())

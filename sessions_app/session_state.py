@@ -19,7 +19,8 @@ from django.utils import timezone
 
 from . import credential_store, signals
 from .models import SessionStatus, WhatsAppSession
-from .protocol import group_name, kind
+from . import protocol
+from .protocol import group_name
 from .status_news import ANNOUNCED, status_event
 
 log = logging.getLogger(__name__)
@@ -43,38 +44,38 @@ class Change:
     error: str | None = None  # an "error" event for the session's listeners
 
 
-def change_for_event(event: dict) -> Change | None:
+def change_for_event(event: protocol.BackendEvent) -> Change | None:
     """The state a session process's event implies; None for events that change no state."""
-    name = kind(event)
-    if name == "qr":
-        return Change(status=SessionStatus.QR, phone="", qr=str(event.get("data") or ""))
-    if name == "qr_timeout":
-        return Change(status=SessionStatus.DISCONNECTED, qr="", last_error="qr_timeout", reason="qr_timeout")
-    if name == "paired":
-        return Change(phone=str(event.get("phone") or ""), qr="")
-    if name == "connected":
-        return Change(status=SessionStatus.CONNECTED, phone=event.get("phone") or None, qr="", last_error="")
-    if name == "disconnected":
-        return Change(status=SessionStatus.DISCONNECTED, reason=event.get("reason") or None)
-    if name == "keepalive_timeout":
-        return Change(status=SessionStatus.DISCONNECTED, reason="keepalive_timeout")
-    if name == "keepalive_restored":
-        return Change(status=SessionStatus.CONNECTED)
-    if name == "logged_out":
-        return logged_out(str(event.get("reason") or "logged_out"))
-    if name == "stream_replaced":
-        return Change(
-            status=SessionStatus.DISCONNECTED, last_error="stream_replaced", reason="stream_replaced"
-        )
-    if name == "temporary_ban":
-        detail = f"temporary_ban: code {event.get('code')}, expires in {event.get('expire_seconds')} s"
-        return Change(status=SessionStatus.BANNED, qr="", last_error=detail)
-    if name == "connect_failure":
-        detail = f"connect_failure: {event.get('reason')}: {event.get('message')}"
-        return Change(status=SessionStatus.DISCONNECTED, last_error=detail, reason="connect_failure")
-    if name == "error":
-        message = str(event.get("message") or "error")
-        return Change(last_error=message, error=message)
+    match event:
+        case protocol.Qr(data=data):
+            return Change(status=SessionStatus.QR, phone="", qr=str(data or ""))
+        case protocol.QrTimeout():
+            return Change(status=SessionStatus.DISCONNECTED, qr="", last_error="qr_timeout", reason="qr_timeout")
+        case protocol.Paired(phone=phone):
+            return Change(phone=str(phone or ""), qr="")
+        case protocol.Connected(phone=phone):
+            return Change(status=SessionStatus.CONNECTED, phone=phone or None, qr="", last_error="")
+        case protocol.Disconnected(reason=reason):
+            return Change(status=SessionStatus.DISCONNECTED, reason=reason or None)
+        case protocol.KeepaliveTimeout():
+            return Change(status=SessionStatus.DISCONNECTED, reason="keepalive_timeout")
+        case protocol.KeepaliveRestored():
+            return Change(status=SessionStatus.CONNECTED)
+        case protocol.LoggedOut(reason=reason):
+            return logged_out(str(reason or "logged_out"))
+        case protocol.StreamReplaced():
+            return Change(
+                status=SessionStatus.DISCONNECTED, last_error="stream_replaced", reason="stream_replaced"
+            )
+        case protocol.TemporaryBan(code=code, expire_seconds=expire):
+            detail = f"temporary_ban: code {code}, expires in {expire} s"
+            return Change(status=SessionStatus.BANNED, qr="", last_error=detail)
+        case protocol.ConnectFailure(reason=reason, message=message):
+            detail = f"connect_failure: {reason}: {message}"
+            return Change(status=SessionStatus.DISCONNECTED, last_error=detail, reason="connect_failure")
+        case protocol.Error(message=message):
+            message = str(message or "error")
+            return Change(last_error=message, error=message)
     return None
 
 
@@ -87,9 +88,9 @@ def process_gone(detail: str) -> Change:
     return Change(status=SessionStatus.DISCONNECTED, qr="", last_error=detail, reason="process_exited")
 
 
-def apply_event(session_id: str, event: dict, publish: Publisher = publish_to_group) -> None:
+def apply_event(session_id: str, event: protocol.BackendEvent, publish: Publisher = publish_to_group) -> None:
     """Persist what a session process reported and tell the session's listeners after the commit."""
-    if kind(event) == "receipt":
+    if isinstance(event, protocol.Receipt):
         _announce_receipt(session_id, event)
         return
     change = change_for_event(event)
@@ -157,13 +158,13 @@ def _publish_safely(publish: Publisher, session_id: str, message: dict) -> None:
         log.exception("session %s: could not publish %s", session_id, message.get("event"))
 
 
-def _announce_receipt(session_id: str, event: dict) -> None:
+def _announce_receipt(session_id: str, event: protocol.Receipt) -> None:
     results = signals.message_receipt.send_robust(
         sender=WhatsAppSession,
         session_id=session_id,
-        wa_message_ids=[str(i) for i in event.get("message_ids") or []],
-        type=str(event.get("type") or ""),
-        timestamp=float(event.get("timestamp") or 0.0),
+        wa_message_ids=[str(i) for i in event.message_ids or []],
+        type=str(event.type or ""),
+        timestamp=float(event.timestamp or 0.0),
     )
     for receiver, result in results:
         if isinstance(result, Exception):

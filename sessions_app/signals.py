@@ -10,7 +10,7 @@ message_receipt(session_id: str, wa_message_ids: list[str], type: str, timestamp
     WhatsApp reported messages sent through the session as "delivered", "read" or "played"
     (timestamp: unix seconds). Sent on the supervisor's event loop: a receiver must not block.
 supervisor_started(supervisor) / supervisor_stopping(supervisor)
-    Sent on the supervisor's event loop (sessions_app.supervisor.Supervisor), so a receiver can start
+    Sent on the supervisor's event loop (sessions_app.worker.Supervisor), so a receiver can start
     its own tasks there with asyncio.get_running_loop().create_task(...) and use `supervisor.call(...)`
     to send through a session; on stopping, before the session processes are stopped (a receiver
     may return an awaitable, which the supervisor awaits first).

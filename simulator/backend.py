@@ -21,6 +21,7 @@ import secrets
 import threading
 import time
 
+from sessions_app import protocol
 from sessions_app.backends.base import BackendError, ClientBackend
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class SimulatorBackend(ClientBackend):
     def _wait_for_link(self) -> str | None:
         self._set_state("waiting_link")
         for index in range(self.qr_count):
-            self.emit({"event": "qr", "data": f"2@{_b64(48)},{self._qr_keys}"})
+            self.emit(protocol.Qr(f"2@{_b64(48)},{self._qr_keys}"))
             deadline = time.monotonic() + (self.qr_first if index == 0 else self.qr_next)
             while time.monotonic() < deadline:
                 if self._stop.wait(POLL_SECONDS):
@@ -107,10 +108,10 @@ class SimulatorBackend(ClientBackend):
                     phone = "".join(ch for ch in str(payload.get("phone") or "") if ch.isdigit())
                     phone = phone or "51900000001"
                     self._store_credentials(phone)
-                    self.emit({"event": "paired", "phone": phone})
+                    self.emit(protocol.Paired(phone))
                     return phone
         self._set_state("disconnected")
-        self.emit({"event": "qr_timeout"})
+        self.emit(protocol.QrTimeout())
         return None
 
     def _stay_connected(self, phone: str) -> None:
@@ -123,29 +124,28 @@ class SimulatorBackend(ClientBackend):
                 # The phone removed the device (whatsmeow: stream error 401 device_removed).
                 self._forget_credentials()
                 self._set_state("logged_out")
-                self.emit({"event": "logged_out", "reason": "device_removed"})
+                self.emit(protocol.LoggedOut("device_removed"))
                 return
             if action == "read" and self._get_state() == "connected":
                 self._read(str(payload.get("to") or "").lstrip("+"))
             elif action == "drop" and self._get_state() == "connected":
                 self._set_state("disconnected")
-                self.emit({"event": "disconnected", "reason": "connection_lost"})
+                self.emit(protocol.Disconnected("connection_lost"))
                 reconnect_at = time.monotonic() + self.reconnect_delay
             elif action in ("replace", "ban") and self._get_state() == "connected":
                 # whatsmeow does not reconnect after either: the client stays down until stopped.
                 self._set_state("stalled")
                 if action == "replace":
-                    self.emit({"event": "stream_replaced"})
+                    self.emit(protocol.StreamReplaced())
                 else:
                     expire = int(payload.get("expire_seconds") or 3600)
-                    self.emit({"event": "temporary_ban", "code": TEMP_BAN_SENT_TO_TOO_MANY_PEOPLE,
-                               "expire_seconds": expire})
+                    self.emit(protocol.TemporaryBan(TEMP_BAN_SENT_TO_TOO_MANY_PEOPLE, expire))
             if self._get_state() == "disconnected" and time.monotonic() >= reconnect_at:
                 self._connect()
 
     def _connect(self) -> None:
         self._set_state("connected")
-        self.emit({"event": "connected", "phone": self._phone})
+        self.emit(protocol.Connected(self._phone))
 
     def control(self, action: str, payload: dict) -> None:
         """What the simulated phone or server does; acted on by run() at its next look."""
@@ -277,14 +277,13 @@ class SimulatorBackend(ClientBackend):
                     chats.setdefault(to, []).append(wa_message_id)
             for ids in chats.values():
                 # WhatsApp's receipt timestamps have whole seconds, as its message timestamps do.
-                self.emit({"event": "receipt", "message_ids": ids, "type": "delivered",
-                           "timestamp": float(int(time.time()))})
+                self.emit(protocol.Receipt(tuple(ids), "delivered", float(int(time.time()))))
 
     def _read(self, to: str) -> None:
         with self._lock:
             ids = self._unread.pop(to, [])
         if ids:
-            self.emit({"event": "receipt", "message_ids": ids, "type": "read", "timestamp": float(int(time.time()))})
+            self.emit(protocol.Receipt(tuple(ids), "read", float(int(time.time()))))
 
     def check_numbers(self, numbers: list[str]) -> dict[str, bool]:
         self._require_connected()
@@ -307,7 +306,7 @@ class SimulatorBackend(ClientBackend):
         self._require_connected()
         self._forget_credentials()
         self._set_state("logged_out")
-        self.emit({"event": "logged_out", "reason": "logout"})
+        self.emit(protocol.LoggedOut("logout"))
 
     def stop(self) -> None:
         self._stop.set()

@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+from sessions_app.protocol import Receipt
 from simulator.backend import SimulatorBackend
 
 
@@ -20,7 +21,7 @@ class FloodingBackend(SimulatorBackend):
 
     def _flood(self) -> None:
         while True:
-            self.emit({"event": "receipt", "message_ids": ["3EB0FLOOD"], "type": "delivered", "timestamp": time.time()})
+            self.emit(Receipt(("3EB0FLOOD",), "delivered", time.time()))
 
 
 class ExitMidSendBackend(SimulatorBackend):
@@ -48,7 +49,6 @@ class BusyBackend(SimulatorBackend):
         next_at = time.monotonic()
         while True:
             # WhatsApp's receipt timestamps are whole seconds; each its own is the harder case.
-            self.emit({"event": "receipt", "message_ids": ["3EB0BUSY"], "type": "delivered",
-                       "timestamp": time.time()})
+            self.emit(Receipt(("3EB0BUSY",), "delivered", time.time()))
             next_at += interval
             time.sleep(max(0.0, next_at - time.monotonic()))

@@ -55,9 +55,9 @@ async def _lifespan(receive, send):
                 if settings.EMBEDDED_WORKER:
                     # Embedded mode: the sessions run under this server's loop, where the in-memory
                     # channel layer reaches the sockets.
-                    from sessions_app.supervisor import Supervisor
+                    from sessions_app.worker import build_supervisor
 
-                    supervisor = Supervisor()
+                    supervisor = build_supervisor()
                     await supervisor.start()
             except Exception as exc:
                 await send({"type": "lifespan.startup.failed", "message": str(exc)})

@@ -68,7 +68,7 @@ WHATSAPP_PROXY = env.str("WHATSAPP_PROXY", default="").strip()
 # Where `manage.py backup_sessions` writes its archives unless --output says otherwise.
 BACKUP_DIR = Path(env("BACKUP_DIR", default=str(BASE_DIR / "backups")))
 
-# The session supervisor (sessions_app.supervisor). Times in seconds.
+# The session supervisor (sessions_app.worker). Times in seconds.
 SESSION_HEARTBEAT_SECONDS = env.float("SESSION_HEARTBEAT_SECONDS", default=2.0)
 # A session process silent this long is killed and replaced.
 SESSION_HEARTBEAT_TIMEOUT_SECONDS = env.float("SESSION_HEARTBEAT_TIMEOUT_SECONDS", default=15.0)

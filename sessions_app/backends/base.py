@@ -7,39 +7,41 @@ same events, results and error codes: a difference between them is a bug in one 
 
 The session process (sessions_app.session_process) owns one backend, runs `run()` on its main thread,
 runs the commands (the methods below) on another thread, and forwards every event the backend emits
-through the pipe (sessions_app.protocol). A command that fails raises BackendError; its `code` reaches
+through the pipe. A command that fails raises BackendError; its `code` reaches
 the supervisor as the reply's `error_code`. Every command raises `not_connected` once stop() was called.
 
-Events, the dicts a backend passes to `emit` ("event" is the name; the other keys are its fields):
-    qr               data: "2@<ref>,<noise key>,<identity key>,<secret>"  a code to scan while not linked;
+Events, the sessions_app.protocol dataclasses a backend passes to `emit` (their fields in brackets):
+    Qr(data)         "2@<ref>,<noise key>,<identity key>,<secret>"  a code to scan while not linked;
                      a new one replaces it (the first lives 60 s, each next 20 s, about 6 in all)
-    qr_timeout       the codes ran out unscanned; the client gives up                       (terminal)
-    paired           phone: "51987654321"  the phone scanned a code or entered a pairing code; the
-                     device is stored and `connected` follows
-    connected        phone: "51987654321", or None when the store does not know it yet
-    disconnected     reason: "connection_lost"  transient: the client reconnects by itself
-    logged_out       reason: "logout" (the logout command), "device_removed" (the phone unlinked this
+    QrTimeout()      the codes ran out unscanned; the client gives up                       (terminal)
+    Paired(phone)    "51987654321"  the phone scanned a code or entered a pairing code; the device is
+                     stored and Connected follows
+    Connected(phone) "51987654321", or None when the store does not know it yet
+    Disconnected(reason)  "connection_lost"  transient: the client reconnects by itself
+    LoggedOut(reason)     "logout" (the logout command), "device_removed" (the phone unlinked this
                      device: whatsmeow's 401), "main_device_gone" (403), "unknown_logout" (406).
                      The device is unlinked and its credentials are deleted; no reconnect      (terminal)
-    stream_replaced  another connection took the number; no reconnect                       (terminal)
-    temporary_ban    code: WhatsApp's (101 sent to too many people, 102 blocked by users, 103 created
-                     too many groups, 104 sent too many of the same message, 106 broadcast list),
-                     expire_seconds: int; no reconnect                                      (terminal)
-    connect_failure  reason: str (whatsmeow's, lower case: "service_unavailable", ...), message: str;
+    StreamReplaced() another connection took the number; no reconnect                       (terminal)
+    TemporaryBan(code, expire_seconds)  code: WhatsApp's (101 sent to too many people, 102 blocked by
+                     users, 103 created too many groups, 104 sent too many of the same message, 106
+                     broadcast list), expire_seconds: int; no reconnect                     (terminal)
+    ConnectFailure(reason, message)  reason: whatsmeow's, lower case ("service_unavailable", ...);
                      the server refused the connection
-    keepalive_timeout / keepalive_restored   the server stopped answering pings / answers again
-    receipt          message_ids: [str], type: "delivered" | "read" | "played", timestamp: float (whole
-                     seconds): the recipient's phone about messages this session sent. What this
-                     account's own devices do (reading or playing an incoming message) is no receipt.
-    error            message: str  something failed inside the backend (e.g. in an event handler); the
-                     client goes on
+    KeepaliveTimeout() / KeepaliveRestored()   the server stopped answering pings / answers again
+    Receipt(message_ids, type, timestamp)  message_ids: tuple of str, type: "delivered" | "read" |
+                     "played", timestamp: float (whole seconds): the recipient's phone about messages
+                     this session sent. What this account's own devices do (reading or playing an
+                     incoming message) is no receipt.
+    Error(message)   something failed inside the backend (e.g. in an event handler); the client goes on
 After a terminal event the client stays down until stop(): commands that need a connection raise
-`not_connected`. The supervisor's policy for each event is in sessions_app.supervisor.
+`not_connected`. The supervisor's policy for each event is in sessions_app.worker.policy.
 """
 
 import abc
 from collections.abc import Callable
 from pathlib import Path
+
+from ..protocol import BackendEvent
 
 
 class BackendError(Exception):
@@ -56,15 +58,15 @@ class ClientBackend(abc.ABC):
     # Dials out to WhatsApp: its process gets the session's proxy (sessions_app.proxies) in HTTPS_PROXY.
     USES_PROXY: bool = False
 
-    def __init__(self, session_id: str, store_dir: Path, emit: Callable[[dict], None]):
+    def __init__(self, session_id: str, store_dir: Path, emit: Callable[[BackendEvent], None]):
         self.session_id = session_id  # already validated
         self.store_dir = store_dir  # sessions/<id>/, created with mode 0700 before the backend starts
-        self.emit = emit  # thread-safe; takes an event dict (module docstring)
+        self.emit = emit  # thread-safe; takes a BackendEvent (module docstring)
 
     @abc.abstractmethod
     def run(self) -> None:
-        """Connect and block for the client's whole life, emitting events: `qr` codes while not linked,
-        `connected` at once when the store holds a device. Returns after stop() (and may return by
+        """Connect and block for the client's whole life, emitting events: Qr codes while not linked,
+        Connected at once when the store holds a device. Returns after stop() (and may return by
         itself after qr_timeout or logged_out). Raises BackendError("connect_failed") when the
         connection cannot be made (the process then exits and the supervisor starts a new one after a
         backoff, so nothing a failed attempt leaked survives)."""

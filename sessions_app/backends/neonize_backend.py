@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db import connections
 
-from sessions_app import credential_store
+from sessions_app import credential_store, protocol
 from sessions_app.backends import neonize_events
 from sessions_app.backends.base import BackendError, ClientBackend
 from core.ttl_cache import TtlCache
@@ -50,7 +50,7 @@ class NeonizeBackend(ClientBackend):
     # How long stop() lets a command that is inside a Go call finish before cancelling the client.
     STOP_WAIT_SECONDS = 10.0
 
-    def __init__(self, session_id: str, store_dir: Path, emit: Callable[[dict], None]):
+    def __init__(self, session_id: str, store_dir: Path, emit: Callable[[protocol.BackendEvent], None]):
         super().__init__(session_id, store_dir, emit)
         # whatsmeow's store (sessions_app.credential_store): a SQLite path, or a lib/pq URL holding the
         # database password (never logged). Resolved in create_client, in the session process.
@@ -103,11 +103,11 @@ class NeonizeBackend(ClientBackend):
             ConnectedEv: self._on_connected,
             DisconnectedEv: self._on_disconnected,
             LoggedOutEv: lambda ev: self._emit_terminal(neonize_events.logged_out(ev)),
-            StreamReplacedEv: lambda ev: self._emit_terminal({"event": "stream_replaced"}),
+            StreamReplacedEv: lambda ev: self._emit_terminal(protocol.StreamReplaced()),
             TemporaryBanEv: lambda ev: self._emit_terminal(neonize_events.temporary_ban(ev)),
             ConnectFailureEv: self._on_connect_failure,
-            KeepAliveTimeoutEv: lambda ev: self.emit({"event": "keepalive_timeout"}),
-            KeepAliveRestoredEv: lambda ev: self.emit({"event": "keepalive_restored"}),
+            KeepAliveTimeoutEv: lambda ev: self.emit(protocol.KeepaliveTimeout()),
+            KeepAliveRestoredEv: lambda ev: self.emit(protocol.KeepaliveRestored()),
             ReceiptEv: self._on_receipt,
         }
         for event_type, handler in handlers.items():
@@ -225,7 +225,7 @@ class NeonizeBackend(ClientBackend):
                 raise BackendError("logout_failed", f"{type(exc).__name__}: {exc}") from exc
         # whatsmeow's Logout() unlinks and deletes the device but emits no event (its LoggedOut is for
         # logouts from elsewhere): the contract announces it.
-        self._emit_terminal({"event": "logged_out", "reason": "logout"})
+        self._emit_terminal(protocol.LoggedOut("logout"))
 
     def _go_call(self, need_connection: bool) -> "_GoCall":
         return _GoCall(self, need_connection)
@@ -276,11 +276,11 @@ class NeonizeBackend(ClientBackend):
 
     def _emit_error(self, message: str) -> None:
         try:
-            self.emit({"event": "error", "message": message})
+            self.emit(protocol.Error(message))
         except Exception:
             log.exception("session %s: could not report an error event", self.session_id)
 
-    def _emit_terminal(self, event: dict) -> None:
+    def _emit_terminal(self, event: protocol.BackendEvent) -> None:
         with self._lock:
             first = not self._terminal
             self._terminal = True
@@ -298,7 +298,7 @@ class NeonizeBackend(ClientBackend):
             self._awaiting_link = True
             life = self.QR_FIRST_SECONDS if self._qr_count == 1 else self.QR_NEXT_SECONDS
         self._start_qr_timer(life + self.QR_GRACE_SECONDS)
-        self.emit({"event": "qr", "data": data.decode()})
+        self.emit(protocol.Qr(data.decode()))
 
     def _start_qr_timer(self, seconds: float) -> None:
         timer = threading.Timer(seconds, self._on_qr_expired)
@@ -319,16 +319,16 @@ class NeonizeBackend(ClientBackend):
         with self._lock:
             expired = self._awaiting_link and not self._stopping
         if expired:
-            self._emit_terminal({"event": "qr_timeout"})
+            self._emit_terminal(protocol.QrTimeout())
             # whatsmeow gives up but neonize's connect() may keep waiting; end it so run() returns.
             self.stop()
 
     def _on_pair_status(self, event: Any) -> None:
         message = neonize_events.paired(event)
-        if message["event"] == "paired":
+        if isinstance(message, protocol.Paired):
             with self._lock:
                 self._awaiting_link = False
-                self._phone = message["phone"] or self._phone
+                self._phone = message.phone or self._phone
             self._cancel_qr_timer()
         self.emit(message)
 
@@ -340,7 +340,7 @@ class NeonizeBackend(ClientBackend):
             self._awaiting_link = False
             self._terminal = False
         self._cancel_qr_timer()
-        self.emit({"event": "connected", "phone": self._own_phone()})
+        self.emit(protocol.Connected(self._own_phone()))
 
     def _own_phone(self) -> str | None:
         me = self.client.me  # set by neonize from the device event Go sends before connecting
@@ -357,11 +357,11 @@ class NeonizeBackend(ClientBackend):
             quiet = self._terminal or self._stopping
         if not quiet:
             # whatsmeow announces only a connection it lost (not one it closed), and reconnects by itself.
-            self.emit({"event": "disconnected", "reason": "connection_lost"})
+            self.emit(protocol.Disconnected("connection_lost"))
 
     def _on_connect_failure(self, event: Any) -> None:
         message = neonize_events.connect_failure(event)
-        if message["event"] == "logged_out":
+        if isinstance(message, protocol.LoggedOut):
             self._emit_terminal(message)
         else:
             self.emit(message)

@@ -6,6 +6,8 @@ message's own descriptor, so this module imports nothing from neonize and costs 
 
 from typing import Any
 
+from sessions_app import protocol
+
 # READ_SELF is this account's own phone reading an incoming message, not a recipient reading ours; and
 # neonize 0.5.2 encodes whatsmeow's PLAYED_SELF as SERVER_ERROR. Neither is a receipt of a sent message.
 RECEIPT_TYPES = {"DELIVERED": "delivered", "READ": "read", "PLAYED": "played"}
@@ -30,40 +32,35 @@ def jid_user(jid: Any) -> str | None:
     return (jid.User or None) if jid is not None else None
 
 
-def paired(event: Any) -> dict:
+def paired(event: Any) -> protocol.Paired | protocol.Error:
     if enum_name(event, "Status") == "SUCCESS":
-        return {"event": "paired", "phone": jid_user(event.ID)}
-    return {"event": "error", "message": f"pairing failed: {event.Error or enum_name(event, 'Status')}"}
+        return protocol.Paired(jid_user(event.ID))
+    return protocol.Error(f"pairing failed: {event.Error or enum_name(event, 'Status')}")
 
 
 def _logged_out_reason(name: str) -> str:
     return LOGGED_OUT_REASONS.get(name, name.lower())
 
 
-def logged_out(event: Any) -> dict:
-    return {"event": "logged_out", "reason": _logged_out_reason(enum_name(event, "Reason"))}
+def logged_out(event: Any) -> protocol.LoggedOut:
+    return protocol.LoggedOut(_logged_out_reason(enum_name(event, "Reason")))
 
 
-def temporary_ban(event: Any) -> dict:
+def temporary_ban(event: Any) -> protocol.TemporaryBan:
     code = TEMP_BAN_CODES.get(enum_name(event, "Code"), int(event.Code))
-    return {"event": "temporary_ban", "code": code, "expire_seconds": int(event.Expire)}
+    return protocol.TemporaryBan(code, int(event.Expire))
 
 
-def connect_failure(event: Any) -> dict:
+def connect_failure(event: Any) -> protocol.LoggedOut | protocol.ConnectFailure:
     reason = enum_name(event, "Reason")
     if reason in LOGGED_OUT_REASONS:
-        return {"event": "logged_out", "reason": _logged_out_reason(reason)}
-    return {"event": "connect_failure", "reason": reason.lower(), "message": event.Message}
+        return protocol.LoggedOut(_logged_out_reason(reason))
+    return protocol.ConnectFailure(reason.lower(), event.Message)
 
 
-def receipt(event: Any) -> dict | None:
+def receipt(event: Any) -> protocol.Receipt | None:
     """Delivery, read and played receipts; the other kinds (retry, sender, self, ...) say nothing to users."""
     kind = RECEIPT_TYPES.get(enum_name(event, "Type"))
     if kind is None:
         return None
-    return {
-        "event": "receipt",
-        "message_ids": list(event.MessageIDs),
-        "type": kind,
-        "timestamp": float(event.Timestamp),
-    }
+    return protocol.Receipt(tuple(event.MessageIDs), kind, float(event.Timestamp))

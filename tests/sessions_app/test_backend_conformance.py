@@ -20,6 +20,7 @@ import pytest
 
 from sessions_app.backends import BackendError, backend_class
 from sessions_app.ids import session_dir
+from sessions_app.protocol import Connected, Disconnected, LoggedOut, Paired, Qr, Receipt, StreamReplaced, TemporaryBan
 from tests.conftest import make_pdf
 from tests.go_standin import GoStandIn, run_on
 
@@ -170,9 +171,9 @@ class SimulatorDriver(Driver):
     def start(self, linked: str | None = None) -> None:
         if linked:  # linked before: scanned in an earlier process, whose device is stored
             self._start()
-            assert self.events.next()["event"] == "qr"
+            assert self.events.next().name == "qr"
             self.scan(linked)
-            assert [self.events.next()["event"] for _ in range(2)] == ["paired", "connected"]
+            assert [self.events.next().name for _ in range(2)] == ["paired", "connected"]
             self.close()
             self.events.forget()
         self._start()
@@ -254,7 +255,7 @@ def driver(request, tmp_path, monkeypatch, settings):
 
 def connected(driver: Driver) -> Driver:
     driver.start(linked=PHONE)
-    assert driver.events.next() == {"event": "connected", "phone": PHONE}
+    assert driver.events.next() == Connected(PHONE)
     return driver
 
 
@@ -283,23 +284,23 @@ def send_pdf(driver: Driver, to: str = CUSTOMER) -> dict:
 def test_link_by_qr(driver):
     driver.start()
     qr = driver.events.next()
-    assert qr["event"] == "qr" and QR_SHAPE.fullmatch(qr["data"]), qr
+    assert isinstance(qr, Qr) and QR_SHAPE.fullmatch(qr.data), qr
     driver.scan(PHONE)
-    assert driver.events.next() == {"event": "paired", "phone": PHONE}
-    assert driver.events.next() == {"event": "connected", "phone": PHONE}
+    assert driver.events.next() == Paired(PHONE)
+    assert driver.events.next() == Connected(PHONE)
     assert driver.linked() == PHONE
     assert driver.events.quiet() == []
 
 
 def test_pairing_code_while_waiting_for_a_link(driver):
     driver.start()
-    assert driver.events.next()["event"] == "qr"
+    assert driver.events.next().name == "qr"
     assert PAIRING_CODE.fullmatch(driver.backend.pairing_code("+51 911 111 111"))
     for not_international in ("0987654321", "123456"):  # WhatsApp wants the country code
         refused("pairing_failed", driver.backend.pairing_code, not_international)
     driver.scan(PHONE)  # the code entered on the phone
-    assert driver.events.next() == {"event": "paired", "phone": PHONE}
-    assert driver.events.next() == {"event": "connected", "phone": PHONE}
+    assert driver.events.next() == Paired(PHONE)
+    assert driver.events.next() == Connected(PHONE)
 
 
 def test_pairing_code_on_a_connected_session_is_refused(driver):
@@ -349,7 +350,7 @@ def test_sending_to_a_number_without_whatsapp_is_refused(driver):
 
 def test_commands_while_not_connected_are_refused(driver):
     driver.start()
-    assert driver.events.next()["event"] == "qr"
+    assert driver.events.next().name == "qr"
     refused("not_connected", send_pdf, driver)
     refused("not_connected", driver.backend.send_text, CUSTOMER, "hola")
     refused("not_connected", driver.backend.check_numbers, [CUSTOMER])
@@ -362,13 +363,12 @@ def test_receipts_of_the_recipient_and_none_of_the_own_phone(driver):
     sent = send_pdf(driver)["wa_message_id"]
     driver.recipient_gets([sent], CUSTOMER)
     delivered = driver.events.next()
-    assert delivered == {"event": "receipt", "message_ids": [sent], "type": "delivered",
-                         "timestamp": delivered["timestamp"]}
-    assert_whole_seconds_of_now(delivered["timestamp"])
+    assert delivered == Receipt((sent,), "delivered", delivered.timestamp)
+    assert_whole_seconds_of_now(delivered.timestamp)
     driver.own_phone_reads(["3EB0C0FFEE0000000000AA"], CUSTOMER)  # the customer's message, read on the phone
     driver.recipient_reads([sent], CUSTOMER)
     read = driver.events.next()
-    assert read == {"event": "receipt", "message_ids": [sent], "type": "read", "timestamp": read["timestamp"]}
+    assert read == Receipt((sent,), "read", read.timestamp)
     assert driver.events.quiet() == []
 
 
@@ -377,7 +377,7 @@ def test_receipts_of_the_recipient_and_none_of_the_own_phone(driver):
 def test_logout_while_connected_unlinks_and_says_so(driver):
     connected(driver)
     assert driver.backend.logout() is None
-    assert driver.events.next() == {"event": "logged_out", "reason": "logout"}
+    assert driver.events.next() == LoggedOut("logout")
     assert driver.linked() is None
     refused("not_connected", send_pdf, driver)
     refused("not_waiting_for_link", driver.backend.pairing_code, PHONE)
@@ -387,19 +387,19 @@ def test_logout_while_connected_unlinks_and_says_so(driver):
 def test_logout_while_the_connection_is_down_is_refused_and_changes_nothing(driver):
     connected(driver)
     driver.lose_connection(stay_down=True)
-    assert driver.events.next() == {"event": "disconnected", "reason": "connection_lost"}
+    assert driver.events.next() == Disconnected("connection_lost")
     refused("not_connected", driver.backend.logout)
     refused("not_connected", send_pdf, driver)
     assert driver.linked() == PHONE
     driver.come_back()
-    assert driver.events.next() == {"event": "connected", "phone": PHONE}
+    assert driver.events.next() == Connected(PHONE)
     assert driver.events.quiet() == []
 
 
 def test_logged_out_by_the_phone(driver):
     connected(driver)
     driver.unlink_from_phone()
-    assert driver.events.next() == {"event": "logged_out", "reason": "device_removed"}
+    assert driver.events.next() == LoggedOut("device_removed")
     assert driver.linked() is None
     refused("not_connected", send_pdf, driver)
     assert driver.events.quiet() == []
@@ -410,15 +410,15 @@ def test_logged_out_by_the_phone(driver):
 def test_a_lost_connection_comes_back_by_itself(driver):
     connected(driver)
     driver.lose_connection()
-    assert driver.events.next() == {"event": "disconnected", "reason": "connection_lost"}
-    assert driver.events.next() == {"event": "connected", "phone": PHONE}
+    assert driver.events.next() == Disconnected("connection_lost")
+    assert driver.events.next() == Connected(PHONE)
     assert_acknowledged(send_pdf(driver))
 
 
 def test_stream_replaced_stays_down(driver):
     connected(driver)
     driver.replace_stream()
-    assert driver.events.next() == {"event": "stream_replaced"}
+    assert driver.events.next() == StreamReplaced()
     assert driver.events.quiet() == []  # no reconnect
     refused("not_connected", driver.backend.check_numbers, [CUSTOMER])
 
@@ -426,7 +426,7 @@ def test_stream_replaced_stays_down(driver):
 def test_temporary_ban_has_whatsapps_code_and_its_expiry(driver):
     connected(driver)
     driver.ban(120)
-    assert driver.events.next() == {"event": "temporary_ban", "code": 101, "expire_seconds": 120}
+    assert driver.events.next() == TemporaryBan(101, 120)
     assert driver.events.quiet() == []
     refused("not_connected", send_pdf, driver)
 

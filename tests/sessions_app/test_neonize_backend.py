@@ -24,6 +24,9 @@ from django.conf import settings
 
 from sessions_app.backends.base import BackendError
 from sessions_app.backends.neonize_backend import NeonizeBackend
+from sessions_app.protocol import (
+    BackendEvent, ConnectFailure, Connected, Error, KeepaliveRestored, KeepaliveTimeout, LoggedOut, Receipt, TemporaryBan,
+)
 from tests.conftest import make_pdf
 from tests.go_standin import GoStandIn, jid, message_source, run_on
 from tests.whatsapp_proxy import WhatsAppProxy
@@ -63,21 +66,21 @@ def receipt(kind: str, ids=("3EB0AAA", "3EB0BBB"), timestamp: int = 1_700_000_00
 
 class Recorder:
     def __init__(self):
-        self.events: list[dict] = []
+        self.events: list[BackendEvent] = []
         self.changed = threading.Condition()
 
-    def __call__(self, event: dict) -> None:
+    def __call__(self, event: BackendEvent) -> None:
         with self.changed:
             self.events.append(event)
             self.changed.notify_all()
 
     def kinds(self) -> list[str]:
-        return [e["event"] for e in self.events]
+        return [e.name for e in self.events]
 
-    def wait_for(self, kind: str, timeout: float = 10.0) -> dict:
+    def wait_for(self, kind: str, timeout: float = 10.0) -> BackendEvent:
         with self.changed:
             assert self.changed.wait_for(lambda: kind in self.kinds(), timeout), self.events
-            return next(e for e in self.events if e["event"] == kind)
+            return next(e for e in self.events if e.name == kind)
 
 
 @pytest.fixture
@@ -133,7 +136,7 @@ def test_a_failed_pairing_is_an_error_event(backend, recorder):
         ID=jid(""), BusinessName="", Platform="", Status=pb.PairStatus.ERROR, Error="bad signature"
     )
     feed(backend.client, failed)
-    assert recorder.events == [{"event": "error", "message": "pairing failed: bad signature"}]
+    assert recorder.events == [Error("pairing failed: bad signature")]
 
 
 def test_logged_out_is_said_once_and_not_followed_by_a_transient_disconnect(on_go, recorder):
@@ -144,8 +147,7 @@ def test_logged_out_is_said_once_and_not_followed_by_a_transient_disconnect(on_g
     go.unlink_from_phone()
     go.deliver(pb.Disconnected(status=True))  # the socket closing after the stream error
     go.deliver(pb.LoggedOut(OnConnect=True, Reason=pb.LOGGED_OUT))
-    assert recorder.events == [{"event": "connected", "phone": OWN_PHONE},
-                               {"event": "logged_out", "reason": "device_removed"}]
+    assert recorder.events == [Connected(OWN_PHONE), LoggedOut("device_removed")]
 
 
 @pytest.mark.parametrize("reason, said", [("LOGGED_OUT", "device_removed"), ("MAIN_DEVICE_GONE", "main_device_gone"),
@@ -155,7 +157,7 @@ def test_connect_failure_401_403_406_means_logged_out(backend, recorder, reason,
 
     reason_code = pb.ConnectFailureReason.Value(reason)
     feed(backend.client, pb.ConnectFailure(Reason=reason_code, Message="", Raw=pb.Node(Tag="failure")))
-    assert recorder.events == [{"event": "logged_out", "reason": said}]
+    assert recorder.events == [LoggedOut(said)]
 
 
 def test_other_connect_failures_and_keepalives(on_go, recorder):
@@ -170,9 +172,9 @@ def test_other_connect_failures_and_keepalives(on_go, recorder):
     go.deliver(pb.KeepAliveTimeout(ErrorCount=2, LastSuccess=1_700_000_000))
     go.deliver(pb.KeepAliveRestored())
     assert recorder.events[1:] == [
-        {"event": "connect_failure", "reason": "service_unavailable", "message": "try later"},
-        {"event": "keepalive_timeout"},
-        {"event": "keepalive_restored"},
+        ConnectFailure("service_unavailable", "try later"),
+        KeepaliveTimeout(),
+        KeepaliveRestored(),
     ]
 
 
@@ -184,19 +186,15 @@ def test_a_temporary_ban_carries_whatsapps_own_code(backend, recorder, reason, c
     from neonize.proto import Neonize_pb2 as pb
 
     feed(backend.client, pb.TemporaryBan(Code=pb.TemporaryBan.TempBanReason.Value(reason), Expire=3600))
-    assert recorder.events == [{"event": "temporary_ban", "code": code, "expire_seconds": 3600}]
+    assert recorder.events == [TemporaryBan(code, 3600)]
 
 
 def test_receipts_by_type(backend, recorder):
     # SERVER_ERROR is what neonize 0.5.2 sends for whatsmeow's played-self; READ_SELF is the own phone.
     for kind in ("DELIVERED", "READ", "READ_SELF", "PLAYED", "PLAYED_SELF", "SERVER_ERROR", "RETRY", "SENDER"):
         feed(backend.client, receipt(kind))
-    expected = {"message_ids": ["3EB0AAA", "3EB0BBB"], "timestamp": 1_700_000_000.0}
-    assert recorder.events == [
-        {"event": "receipt", "type": "delivered", **expected},
-        {"event": "receipt", "type": "read", **expected},
-        {"event": "receipt", "type": "played", **expected},
-    ]
+    ids, at = ("3EB0AAA", "3EB0BBB"), 1_700_000_000.0
+    assert recorder.events == [Receipt(ids, "delivered", at), Receipt(ids, "read", at), Receipt(ids, "played", at)]
 
 
 def test_qr_timeout_when_the_codes_stop_coming(backend, recorder):
@@ -235,7 +233,7 @@ def test_an_exception_in_a_handler_becomes_an_error_event(tmp_path, monkeypatch,
     received = Recorder()
 
     def emit(event):
-        if event["event"] == "connected":
+        if event.name == "connected":
             raise BrokenPipeError("supervisor went away")
         received(event)
 
@@ -243,7 +241,7 @@ def test_an_exception_in_a_handler_becomes_an_error_event(tmp_path, monkeypatch,
     b.create_client()
     connect_offline(b)
     assert received.events == [
-        {"event": "error", "message": "Connected handler failed: BrokenPipeError: supervisor went away"}
+        Error("Connected handler failed: BrokenPipeError: supervisor went away")
     ]
 
 
@@ -252,9 +250,9 @@ def test_exceptions_inside_neonize_callbacks_become_error_events(backend, record
 
     feed(backend.client, b"\xff\xff\xff", code=99)  # an event code neonize does not know
     feed(backend.client, b"\x0a\xff\xff", code=EVENT_TO_INT[ReceiptEv])  # a truncated Receipt
-    assert [e["event"] for e in recorder.events] == ["error", "error"]
-    assert "UnsupportedEvent" in recorder.events[0]["message"]
-    assert "DecodeError" in recorder.events[1]["message"]
+    assert [e.name for e in recorder.events] == ["error", "error"]
+    assert "UnsupportedEvent" in recorder.events[0].message
+    assert "DecodeError" in recorder.events[1].message
 
 
 REAL_CONNECT = """
@@ -323,7 +321,7 @@ print(json.dumps({"light": light, "python_side": "neonize.client" in sys.modules
 # ----- through the real worker ---------------------------------------------------------------------
 
 START_LINE = re.compile(
-    r"^(\S+ \S+) INFO sessions_app\.supervisor session tienda_lima: process (\d+) started \(epoch \d+\)$"
+    r"^(\S+ \S+) INFO sessions_app\.worker\.supervisor session tienda_lima: process (\d+) started \(epoch \d+\)$"
 )
 
 
@@ -429,11 +427,11 @@ from multiprocessing import forkserver
 from sessions_app.session_process import spawn
 process, conn = spawn("tienda_lima", backend="neonize")
 event = conn.recv()
-while event["event"] == "heartbeat":
+while event.name == "heartbeat":
     event = conn.recv()
 process.join(20)
 maps = open(f"/proc/{{forkserver._forkserver._forkserver_pid}}/maps").read()
-print(json.dumps({{"event": event["event"], "preloaded": "_upb/_message" in maps}}))
+print(json.dumps({{"event": event.name, "preloaded": "_upb/_message" in maps}}))
 """
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "whatsapp_service.settings", "ENV_FILE": os.devnull,
            "SESSIONS_DIR": str(tmp_path / "sessions"), "WHATSAPP_BACKEND": "neonize"}
@@ -522,7 +520,7 @@ def test_logout_tells_whatsapp_and_the_device_is_forgotten(on_go, recorder):
     del go.fail["Logout"]
     backend.logout()
     assert go.calls.count("Logout") == 2 and go.device is None
-    assert recorder.events[1:] == [{"event": "logged_out", "reason": "logout"}]
+    assert recorder.events[1:] == [LoggedOut("logout")]
 
 
 def test_a_pairing_code_is_the_one_whatsmeow_gave(on_go, recorder):
@@ -538,7 +536,7 @@ def test_a_pairing_code_is_the_one_whatsmeow_gave(on_go, recorder):
 def test_without_the_stored_device_the_phone_comes_from_go_once_connected(on_go, recorder):
     go = GoStandIn(phone=OWN_PHONE, announce_device=False)
     on_go(go)
-    assert recorder.events == [{"event": "connected", "phone": OWN_PHONE}]
+    assert recorder.events == [Connected(OWN_PHONE)]
     assert go.calls.index("IsConnected") < go.calls.index("GetMe")
 
 
@@ -550,5 +548,5 @@ def test_go_is_not_asked_for_the_phone_of_a_client_that_is_not_connected(on_go, 
     on_go(go)
     go.socket = False  # the connection dropped again before the event was handled
     go.deliver(pb.Connected(status=True))
-    assert recorder.events[-1] == {"event": "connected", "phone": None}
+    assert recorder.events[-1] == Connected(None)
     assert "GetMe" not in go.calls

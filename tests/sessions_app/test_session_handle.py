@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from sessions_app.protocol import SendDocument
 from sessions_app.session_handle import SessionHandle, SessionUnavailable
 
 
@@ -31,7 +32,7 @@ def test_a_process_that_ends_while_a_command_is_written_gives_one_clear_error_an
             handle = SessionHandle("ventas", process, ours, writers, lambda *a: None, lambda *a: None)
             # Far more than a pipe holds: the write blocks until the process is gone.
             with pytest.raises(SessionUnavailable):
-                await handle.request({"cmd": "send_document", "data": b"%PDF-" + bytes(4 << 20)}, timeout=10)
+                await handle.request(SendDocument("51987654321", b"%PDF-" + bytes(4 << 20)), timeout=10)
             await asyncio.wait_for(handle.exited.wait(), 10)
             await asyncio.sleep(0.05)
         gc.collect()  # an unretrieved exception is reported when its future is collected

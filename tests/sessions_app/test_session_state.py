@@ -10,7 +10,9 @@ from django.db import connection, transaction
 
 from sessions_app import session_state, signals
 from sessions_app.models import SessionStatus, WhatsAppSession
-from sessions_app.protocol import group_name
+from sessions_app.protocol import (
+    ConnectFailure, Connected, Error, LoggedOut, Paired, Qr, QrTimeout, Receipt, StreamReplaced, TemporaryBan, group_name,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,13 +44,13 @@ get_row = sync_to_async(lambda: WhatsAppSession.objects.get(session_id="tienda_l
 
 
 async def test_qr_then_connected_are_saved_and_published(listener):
-    await apply_event("tienda_lima", {"event": "qr", "data": "2@abc,k1,k2,k3"})
+    await apply_event("tienda_lima", Qr("2@abc,k1,k2,k3"))
     assert await listener() == {"type": "session.event", "event": "qr", "data": "2@abc,k1,k2,k3"}
     row = await get_row()
     assert (row.status, row.qr) == (SessionStatus.QR, "2@abc,k1,k2,k3") and row.qr_updated_at
 
-    await apply_event("tienda_lima", {"event": "paired", "phone": "51911111111"})
-    await apply_event("tienda_lima", {"event": "connected", "phone": "51911111111"})
+    await apply_event("tienda_lima", Paired("51911111111"))
+    await apply_event("tienda_lima", Connected("51911111111"))
     assert await listener() == {"type": "session.event", "event": "status", "data": "connected"}
     row = await get_row()
     assert (row.status, row.phone, row.qr) == (SessionStatus.CONNECTED, "51911111111", "")
@@ -58,14 +60,14 @@ async def test_qr_then_connected_are_saved_and_published(listener):
 @pytest.mark.parametrize(
     "event, status, reason, last_error, readable",
     [
-        ({"event": "logged_out", "reason": "device_removed"}, SessionStatus.LOGGED_OUT, "logged_out",
+        (LoggedOut("device_removed"), SessionStatus.LOGGED_OUT, "logged_out",
          "logged_out: device_removed", None),
-        ({"event": "qr_timeout"}, SessionStatus.DISCONNECTED, "qr_timeout", "qr_timeout", None),
-        ({"event": "temporary_ban", "code": 101, "expire_seconds": 3600}, SessionStatus.BANNED, "banned",
+        (QrTimeout(), SessionStatus.DISCONNECTED, "qr_timeout", "qr_timeout", None),
+        (TemporaryBan(101, 3600), SessionStatus.BANNED, "banned",
          "temporary_ban: code 101, expires in 3600 s", None),
-        ({"event": "stream_replaced"}, SessionStatus.DISCONNECTED, "stream_replaced", "stream_replaced", None),
+        (StreamReplaced(), SessionStatus.DISCONNECTED, "stream_replaced", "stream_replaced", None),
         # A failed connect says what failed, in words: the reason alone would not.
-        ({"event": "connect_failure", "reason": "network", "message": "dial tcp: lookup web.whatsapp.com"},
+        (ConnectFailure("network", "dial tcp: lookup web.whatsapp.com"),
          SessionStatus.DISCONNECTED, "connect_failure", "connect_failure: network: dial tcp: lookup web.whatsapp.com",
          "No se pudo conectar con WhatsApp. Detalle técnico: network: dial tcp: lookup web.whatsapp.com"),
     ],
@@ -73,7 +75,7 @@ async def test_qr_then_connected_are_saved_and_published(listener):
 async def test_an_ended_connection_is_announced_as_disconnected_with_its_reason(
     listener, event, status, reason, last_error, readable
 ):
-    await apply_event("tienda_lima", {"event": "connected", "phone": "51911111111"})
+    await apply_event("tienda_lima", Connected("51911111111"))
     await listener()
     await apply_event("tienda_lima", event)
     expected = {"type": "session.event", "event": "status", "data": "disconnected", "reason": reason}
@@ -85,7 +87,7 @@ async def test_an_ended_connection_is_announced_as_disconnected_with_its_reason(
 
 
 async def test_a_gone_process_leaves_connected_at_once(listener):
-    await apply_event("tienda_lima", {"event": "connected", "phone": "51911111111"})
+    await apply_event("tienda_lima", Connected("51911111111"))
     await listener()
     change = session_state.process_gone("process_exited: killed by SIGKILL")
     await sync_to_async(session_state.apply_change)("tienda_lima", change)
@@ -94,7 +96,7 @@ async def test_a_gone_process_leaves_connected_at_once(listener):
 
 
 async def test_errors_are_published_and_kept_as_last_error(listener):
-    await apply_event("tienda_lima", {"event": "error", "message": "handler failed: KeyError"})
+    await apply_event("tienda_lima", Error("handler failed: KeyError"))
     assert await listener() == {"type": "session.event", "event": "error", "data": "handler failed: KeyError"}
     assert (await get_row()).last_error == "handler failed: KeyError"
 
@@ -102,7 +104,7 @@ async def test_errors_are_published_and_kept_as_last_error(listener):
 async def test_nothing_is_published_when_the_change_is_rolled_back(listener):
     def rolled_back():
         with pytest.raises(RuntimeError), transaction.atomic():
-            session_state.apply_event("tienda_lima", {"event": "connected", "phone": "51911111111"})
+            session_state.apply_event("tienda_lima", Connected("51911111111"))
             raise RuntimeError("rolled back")
 
     await sync_to_async(rolled_back)()
@@ -122,12 +124,12 @@ def test_status_changes_and_receipts_leave_as_signals(configured):
     signals.session_status_changed.connect(on_status)
     signals.message_receipt.connect(on_receipt)
     try:
-        session_state.apply_event("tienda_lima", {"event": "connected", "phone": "51911111111"}, lambda *a: None)
-        session_state.apply_event("tienda_lima", {"event": "connected", "phone": "51911111111"}, lambda *a: None)
-        session_state.apply_event("tienda_lima", {"event": "logged_out", "reason": "device_removed"}, lambda *a: None)
+        session_state.apply_event("tienda_lima", Connected("51911111111"), lambda *a: None)
+        session_state.apply_event("tienda_lima", Connected("51911111111"), lambda *a: None)
+        session_state.apply_event("tienda_lima", LoggedOut("device_removed"), lambda *a: None)
         session_state.apply_event(
             "tienda_lima",
-            {"event": "receipt", "message_ids": ["3EB0AAAAAAAAAAAAAAAAAA"], "type": "read", "timestamp": 1.5e9},
+            Receipt(("3EB0AAAAAAAAAAAAAAAAAA",), "read", 1.5e9),
         )
     finally:
         signals.session_status_changed.disconnect(on_status)

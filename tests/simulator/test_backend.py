@@ -10,6 +10,7 @@ import time
 import pytest
 
 from sessions_app.backends import backend_class
+from sessions_app.protocol import QrTimeout
 from sessions_app.ids import session_dir
 from simulator.backend import SimulatorBackend
 from simulator.models import SimulatorControl
@@ -31,9 +32,9 @@ class Running:
         deadline = time.monotonic() + WAIT
         while True:
             event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
-            if event["event"] == name:
+            if event.name == name:
                 return event
-            assert event["event"] in ("qr", "paired"), f"unexpected {event} while waiting for {name}"
+            assert event.name in ("qr", "paired"), f"unexpected {event} while waiting for {name}"
 
     def ended(self) -> bool:
         self.thread.join(WAIT)
@@ -77,11 +78,11 @@ def test_qr_codes_rotate_with_the_same_keys_then_time_out(simulator, settings):
     settings.SIMULATOR_QR_FIRST_SECONDS, settings.SIMULATOR_QR_NEXT_SECONDS, settings.SIMULATOR_QR_COUNT = 0.3, 0.1, 3
     running = simulator()
     codes = [running.events.get(timeout=WAIT) for _ in range(3)]
-    assert [c["event"] for c in codes] == ["qr", "qr", "qr"]
-    refs = {c["data"].split(",", 1)[0] for c in codes}
-    keys = {c["data"].split(",", 1)[1] for c in codes}
+    assert [c.name for c in codes] == ["qr", "qr", "qr"]
+    refs = {c.data.split(",", 1)[0] for c in codes}
+    keys = {c.data.split(",", 1)[1] for c in codes}
     assert len(refs) == 3 and len(keys) == 1
-    assert running.events.get(timeout=WAIT) == {"event": "qr_timeout"}
+    assert running.events.get(timeout=WAIT) == QrTimeout()
     assert running.ended()
 
 
@@ -106,10 +107,10 @@ def test_a_read_receipt_names_what_the_chat_had_not_read_once(simulator):
     other = send("51922222222", make_pdf(), "3.pdf", "application/pdf", "")["wa_message_id"]
     delivered: list[str] = []
     while len(delivered) < 3:
-        delivered += running.expect("receipt")["message_ids"]
+        delivered += running.expect("receipt").message_ids
     assert sorted(delivered) == sorted([first, second, other])
     phone(running, "read", to="51987654321")
-    assert running.expect("receipt")["message_ids"] == [first, second]
+    assert running.expect("receipt").message_ids == (first, second)
     phone(running, "read", to="51987654321")
     time.sleep(0.3)
     assert running.events.empty()

@@ -24,7 +24,7 @@ class Command(BaseCommand):
                             help="run at most this many sessions (default: WORKER_CAPACITY; 0: no limit)")
 
     def handle(self, *args, **options):
-        from sessions_app.supervisor import Supervisor
+        from sessions_app.worker import build_supervisor
 
         try:
             prepare_service()
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         if options["capacity"] is not None and options["capacity"] < 0:
             self.stderr.write(self.style.ERROR("Cannot start: --capacity must be 0 (no limit) or more"))
             sys.exit(2)
-        asyncio.run(self._run(Supervisor(capacity=options["capacity"])))
+        asyncio.run(self._run(build_supervisor(capacity=options["capacity"])))
 
     async def _run(self, supervisor) -> None:
         loop = asyncio.get_running_loop()
