@@ -16,24 +16,32 @@ _B64 = "[A-Za-z0-9+/_-]"
 _WS = "[ \\t\\n\\r\\x0b\\x0c]*"
 
 
-def _pdf_base64_pattern() -> str:
-    """What messaging.intake.decode_pdf takes, as a pattern: base64 (standard or URL-safe, whitespace
-    anywhere, padding optional) of bytes that start with "%PDF-" ("JVBERi" and one of 0-3), after an
-    optional data: URI prefix. The count of characters decides the padding allowed (none after 4k+1)."""
+def _base64_pattern(head: tuple[str, ...] = ()) -> str:
+    """What messaging.intake.decode_base64 takes, as a pattern: base64 (standard or URL-safe, whitespace
+    anywhere, padding optional) whose first characters match `head` (one regex class each), after an
+    optional data: URI prefix. The count of characters decides the padding allowed: none after 4k, up to
+    two after 4k+2, one after 4k+3; 4k+1 is no base64."""
     char = _WS + _B64
     prefix = "(?:[dD][aA][tT][aA]:[A-Za-z0-9_.+/-]*;[bB][aA][sS][eE]64,)?"
-    head = "".join(_WS + c for c in "JVBERi") + _WS + "[0-3]"  # 7 characters: L = 7 + rest
     quad = f"(?:{char}{char}{char}{char})*"
     pad = _WS + "="
-    tails = [  # rest % 4 -> L % 4: 0 -> 3 (one '=' at most), 1 -> 0 (none), 3 -> 2 (two at most)
-        f"(?:{pad})?",
-        char,
-        f"{char}{char}{char}(?:{pad}){{0,2}}",
-    ]
-    return f"^{prefix}{head}{quad}(?:{'|'.join(tails)}){_WS}$"
+    padding = {0: "", 2: f"(?:{pad}){{0,2}}", 3: f"(?:{pad})?"}
+    tails = [char * rest + padding[(len(head) + rest) % 4] for rest in range(4) if (len(head) + rest) % 4 != 1]
+    if not head:
+        tails.remove("")  # at least one character: an empty value is a missing one
+    return f"^{prefix}{''.join(_WS + c for c in head)}{quad}(?:{'|'.join(tails)}){_WS}$"
+
+
+def _pdf_base64_pattern() -> str:
+    """decode_pdf's rule: base64 of bytes that start with "%PDF-" ("JVBERi" and one of 0-3)."""
+    return _base64_pattern((*"JVBERi", "[0-3]"))
 
 
 PDF_BASE64 = {"type": "string", "pattern": _pdf_base64_pattern(), "example": "JVBERi0xLjQKJSVFT0YK"}
+# Base64 of a file whose bytes are of a type the endpoint takes (messaging.file_types): no pattern can say
+# what bytes are, so a format names that rule, as "phone" does for numbers.
+DOCUMENT_BASE64 = {"type": "string", "format": "document-base64", "minLength": 4}
+IMAGE_BASE64 = {"type": "string", "format": "image-base64", "minLength": 4}
 
 
 class StaticTokenScheme(OpenApiAuthenticationExtension):

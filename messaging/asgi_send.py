@@ -1,4 +1,4 @@
-"""The send endpoints (POST /api/send-pdf, /api/send-text) as a bare ASGI handler, served ahead of Django.
+"""The send endpoints (POST /api/send-pdf, send-document, send-image, send-text) as a bare ASGI handler, served ahead of Django.
 
 Django's per-request path costs more than the work itself (docs/benchmarks.md), so the endpoints that take
 load answer here: read the request, call messaging.services.message_enqueue, render its answer. Every
@@ -22,8 +22,8 @@ from sessions_app.selectors import invalid_session_id_error, unknown_session_err
 
 from . import intake
 from .errors import (IdempotencyConflict, InvalidMessage, MessageRefused, MessageTooLarge, QueueUnavailable,
-                     UnknownSession)
-from .models import MessageKind
+                     UnknownSession, UnsupportedType)
+from .queue_storage import SendRequest
 from .services import message_enqueue
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Endpoint:
-    kind: MessageKind
-    fields: dict[str, str]  # body field -> message_enqueue keyword
+    build: Callable[..., SendRequest]  # its messaging.intake builder
+    fields: dict[str, str]  # body field -> the builder's keyword
     required: tuple[str, ...]
     body_limit: Callable[[], int]  # read per request, as settings may change
     too_large: Callable[[], MessageRefused]
@@ -40,15 +40,30 @@ class Endpoint:
 
 ENDPOINTS = {
     "/api/send-pdf": Endpoint(
-        MessageKind.DOCUMENT,
+        intake.document_request,
         {"sessionId": "session_id", "to": "to", "pdfBase64": "file_base64", "fileName": "file_name",
          "caption": "caption"},
         ("sessionId", "to", "pdfBase64"),
         lambda: settings.MAX_REQUEST_BYTES,
         intake.pdf_too_large,
     ),
+    "/api/send-document": Endpoint(
+        intake.file_request,
+        {"sessionId": "session_id", "to": "to", "fileBase64": "file_base64", "fileName": "file_name",
+         "mimeType": "mime_type", "caption": "caption"},
+        ("sessionId", "to", "fileBase64", "fileName"),
+        lambda: settings.MAX_REQUEST_BYTES,
+        intake.file_too_large,
+    ),
+    "/api/send-image": Endpoint(
+        intake.image_request,
+        {"sessionId": "session_id", "to": "to", "imageBase64": "image_base64", "caption": "caption"},
+        ("sessionId", "to", "imageBase64"),
+        lambda: settings.MAX_REQUEST_BYTES,
+        intake.file_too_large,
+    ),
     "/api/send-text": Endpoint(
-        MessageKind.TEXT,
+        intake.text_request,
         {"sessionId": "session_id", "to": "to", "text": "text"},
         ("sessionId", "to", "text"),
         lambda: settings.MAX_BODY_BYTES,  # as every other body Django takes
@@ -56,7 +71,8 @@ ENDPOINTS = {
     ),
 }
 
-_STATUS = {InvalidMessage: 400, MessageTooLarge: 413, IdempotencyConflict: 409, QueueUnavailable: 503}
+_STATUS = {InvalidMessage: 400, MessageTooLarge: 413, IdempotencyConflict: 409, QueueUnavailable: 503,
+           UnsupportedType: 415}
 
 
 def wants(scope) -> bool:
@@ -75,7 +91,7 @@ async def handle(scope, receive, send) -> None:
         key = key.decode("latin-1") if key is not None else None
         intake.clean_idempotency_key(key)  # a bad header is told before a bad body, as it always was
         data = _json_object(body, endpoint.required)
-        accepted = await message_enqueue(kind=endpoint.kind, idempotency_key=key,
+        accepted = await message_enqueue(build=endpoint.build, idempotency_key=key,
                                          **{name: data.get(field) for field, name in endpoint.fields.items()})
     except ConnectionAbortedError:
         return

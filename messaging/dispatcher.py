@@ -188,6 +188,8 @@ class Dispatcher:
                 return False, False
             if m.kind == "text":
                 command = protocol.SendText(m.to, m.data.decode(), ref=m.message_id)
+            elif m.kind == "image":
+                command = protocol.SendImage(m.to, m.data, m.mimetype, m.caption, ref=m.message_id)
             else:
                 command = protocol.SendDocument(m.to, m.data, m.file_name, m.mimetype, m.caption, ref=m.message_id)
             reply = await self.supervisor.call(sid, command, settings.DISPATCH_SEND_TIMEOUT_SECONDS)

@@ -18,6 +18,12 @@ class InvalidMessage(MessageRefused):
     """A field the message cannot be sent with (`code` names what: invalid_phone, not_a_pdf, ...)."""
 
 
+class UnsupportedType(MessageRefused):
+    """A file of a type the service does not send (DOCUMENT_MIME_TYPES, or an image that is not one)."""
+
+    code = "unsupported_type"
+
+
 class MessageTooLarge(MessageRefused):
     code = "payload_too_large"
 

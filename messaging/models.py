@@ -27,11 +27,12 @@ STATUS_RANK = {
 
 class MessageKind(models.TextChoices):
     DOCUMENT = "document", _("documento")
+    IMAGE = "image", _("imagen")
     TEXT = "text", _("texto")
 
 
 class OutgoingMessage(models.Model):
-    """One document (or text) to send. The bytes live in MessagePayload so listing and claiming never load them."""
+    """One document, image or text to send. The bytes live in MessagePayload so listing and claiming never load them."""
 
     id = models.BigAutoField(primary_key=True)  # FIFO order per session
     message_id = models.UUIDField(_("id de mensaje"), default=uuid.uuid4, unique=True, editable=False)

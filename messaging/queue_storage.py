@@ -29,15 +29,12 @@ class SendRequest:
     to: str
     file_name: str  # "" for a text
     caption: str
-    data: bytes  # the PDF, or the text in UTF-8
+    data: bytes  # the file, or the text in UTF-8
     sha256: str
     idempotency_key: str | None
     request_hash: str
-    kind: str = "document"  # or "text"
-
-    @property
-    def mimetype(self) -> str:
-        return "text/plain" if self.kind == "text" else "application/pdf"
+    kind: str = "document"  # or "image", "text"
+    mimetype: str = "application/pdf"
 
 
 @dataclass(frozen=True)

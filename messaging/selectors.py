@@ -20,6 +20,7 @@ def message_as_json(m: OutgoingMessage) -> dict:
         "to": m.to,
         "type": m.kind,
         "fileName": m.file_name or None,
+        "mimeType": m.mimetype,
         "status": m.status,
         "attempts": m.attempts,
         "waMessageId": m.wa_message_id or None,

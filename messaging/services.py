@@ -1,31 +1,28 @@
 """Writes to the queue: a new message (every send endpoint goes through message_enqueue), retries and
 cancellations (the admin's actions)."""
 
+from typing import Callable
+
 from django.db import transaction
 from django.utils import timezone
 
 from webhooks.events import message_statuses_changed
 
-from . import intake, queue_writer
-from .models import MessageKind, MessageStatus, OutgoingMessage
-from .queue_storage import Enqueued
+from . import queue_writer
+from .models import MessageStatus, OutgoingMessage
+from .queue_storage import Enqueued, SendRequest
 from .wakeups import announce_soon, announce_sync
 
 CANCELLED = "cancelled"
 
 
-async def message_enqueue(
-    *, session_id: str, to: str, kind: MessageKind, idempotency_key: str | None = None, text: str | None = None,
-    file_base64: str | None = None, file_name: str | None = None, caption: str | None = None,
-) -> Enqueued:
-    """Validate a message, commit it to the queue (or find the one its Idempotency-Key already holds) and wake
-    the dispatcher. A text takes `text`; a document `file_base64`, `file_name` and `caption`. Raises
-    messaging.errors.MessageRefused, or sessions_app.ids.InvalidSessionId."""
-    if kind == MessageKind.TEXT:
-        request = intake.text_request(session_id=session_id, to=to, text=text, idempotency_key=idempotency_key)
-    else:
-        request = intake.document_request(session_id=session_id, to=to, file_base64=file_base64,
-                                          file_name=file_name, caption=caption, idempotency_key=idempotency_key)
+async def message_enqueue(*, build: Callable[..., SendRequest], idempotency_key: str | None = None,
+                          **fields) -> Enqueued:
+    """Validate a message with its messaging.intake builder (document_request for a PDF, file_request,
+    image_request, text_request: `fields` are its keywords), commit it to the queue (or find the one its
+    Idempotency-Key already holds) and wake the dispatcher. Raises messaging.errors.MessageRefused, or
+    sessions_app.ids.InvalidSessionId."""
+    request = build(idempotency_key=idempotency_key, **fields)
     enqueued = await queue_writer.enqueue(request)
     if enqueued.created:
         announce_soon(request.session_id)

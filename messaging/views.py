@@ -10,9 +10,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import ApiError
-from core.openapi import PDF_BASE64, PHONE, SESSION_ID, char_class, error_responses, schema_field
+from core.openapi import (DOCUMENT_BASE64, IMAGE_BASE64, PDF_BASE64, PHONE, SESSION_ID, char_class, error_responses,
+                          schema_field)
 
-from .intake import MAX_CAPTION, MAX_FILE_NAME, MAX_IDEMPOTENCY_KEY, MAX_TEXT
+from .file_types import EXTENSIONS
+from .intake import MAX_CAPTION, MAX_FILE_NAME, MAX_IDEMPOTENCY_KEY, MAX_TEXT, document_types
 from .selectors import message_as_json, messages_without_payload
 
 IDEMPOTENCY_KEY = OpenApiParameter(
@@ -27,6 +29,12 @@ NOT_ONLY_SPACE = "[^\\t\\n\\x0b\\x0c\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u20
 # (not a control, format, private or unassigned one) and is not a space or a dot.
 FILE_NAME_PATTERN = "^$|^(?:[\\s\\S]*[/\\\\])?[^/\\\\]*%s[^/\\\\]*$" % char_class(
     lambda ch: unicodedata.category(ch)[0] != "C" and not ch.isspace() and ch not in "./\\")
+MAX_EXTENSION = max(len(extension) for extensions in EXTENSIONS.values() for extension in extensions)
+CAPTION = {
+    "type": "string", "nullable": True, "maxLength": MAX_CAPTION, "pattern": r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$",
+    "description": "Text under the file; no control characters other than tab and line breaks.",
+}
+PNG_EXAMPLE = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR42mM4IScHAAK2AQUKW6YGAAAAAElFTkSuQmCC"
 # The checks every send makes (messaging.intake), by the `error` they answer.
 SEND_ERRORS = {
     400: ["missing_parameters", "invalid_session_id", "invalid_phone", "invalid_idempotency_key"],
@@ -106,11 +114,57 @@ class SendPdfView(SendEndpointView):
                            "path is cut to its last part, which needs a character other than spaces, dots and "
                            "control or unassigned characters.",
         }, required=False)
-        caption = schema_field({
-            "type": "string", "nullable": True, "maxLength": MAX_CAPTION,
-            "pattern": r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$",
-            "description": "Text under the document; no control characters other than tab and line breaks.",
+        caption = schema_field(CAPTION, required=False)
+
+
+@_documented(
+    "send_document", "SendDocumentRequest", summary="Send any document",
+    description="Queues a document of one of the types the service takes (DOCUMENT_MIME_TYPES: pdf, docx, "
+                "xlsx, pptx, odt, ods, csv, txt, zip, jpeg, png by default): the same queue, order per session, "
+                "pacing, retries, statuses and webhooks as a PDF. The content is checked by its bytes: another "
+                "type is 415 `unsupported_type`, content that is not its declared `mimeType` is 400 "
+                "`type_mismatch`. At most MAX_PDF_BYTES decoded.",
+    errors={400: ["invalid_base64", "type_mismatch", "invalid_file_name", "invalid_caption", "invalid_mime_type"],
+            415: ["unsupported_type"]},
+    example={"sessionId": "tienda_lima", "to": "51987654321", "fileBase64": "Q29kaWdvLFByZWNpbwpBMSwxMAo=",
+             "fileName": "cotizacion.csv", "mimeType": "text/csv", "caption": "Su cotización"},
+)
+class SendDocumentView(SendEndpointView):
+    class InputSerializer(serializers.Serializer):
+        sessionId = schema_field(SESSION_ID)
+        to = schema_field({**PHONE, "description": "The recipient: digits with country code; '+', spaces and "
+                                                   "dashes tolerated."})
+        fileBase64 = schema_field({**DOCUMENT_BASE64, "description": "The file in base64 (standard or URL-safe, "
+                                                                     "line breaks and a `data:` prefix tolerated)."})
+        fileName = schema_field({
+            "type": "string", "minLength": 1, "maxLength": MAX_FILE_NAME - MAX_EXTENSION,
+            "pattern": FILE_NAME_PATTERN,
+            "description": "Shown to the recipient, cleaned as a PDF's; the type's extension is added when missing.",
+        })
+        mimeType = schema_field({
+            "type": "string", "nullable": True, "format": "document-mime-type", "maxLength": 100,
+            "description": "The file's type, one of DOCUMENT_MIME_TYPES (%s) and what its bytes are; taken "
+                           "from its content when absent." % ", ".join(sorted(document_types())),
         }, required=False)
+        caption = schema_field(CAPTION, required=False)
+
+
+@_documented(
+    "send_image", "SendImageRequest", summary="Send an image",
+    description="Queues a JPEG, PNG or WebP image, sent as an image message (shown in the chat, not as a "
+                "file): the same queue, pacing, retries, statuses and webhooks as a PDF. Anything else is 415 "
+                "`unsupported_type`. At most MAX_PDF_BYTES decoded.",
+    errors={400: ["invalid_base64", "invalid_caption"], 415: ["unsupported_type"]},
+    example={"sessionId": "tienda_lima", "to": "51987654321", "imageBase64": PNG_EXAMPLE,
+             "caption": "El producto que consultó"},
+)
+class SendImageView(SendEndpointView):
+    class InputSerializer(serializers.Serializer):
+        sessionId = schema_field(SESSION_ID)
+        to = schema_field({**PHONE, "description": "The recipient: digits with country code; '+', spaces and "
+                                                   "dashes tolerated."})
+        imageBase64 = schema_field({**IMAGE_BASE64, "description": "The image in base64."})
+        caption = schema_field(CAPTION, required=False)
 
 
 @_documented(
@@ -136,6 +190,7 @@ class MessageSerializer(serializers.Serializer):
     to = serializers.CharField()
     type = serializers.ChoiceField(["document", "image", "text"])
     fileName = serializers.CharField(allow_null=True)
+    mimeType = serializers.CharField(help_text="text/plain for a text.")
     status = serializers.ChoiceField(["queued", "sending", "sent", "delivered", "read", "failed"],
                                      help_text="Moves only forward, except to failed.")
     attempts = serializers.IntegerField()
@@ -156,7 +211,8 @@ class MessageDetailView(APIView):
         responses={200: MessageSerializer, **error_responses({404: ["unknown_message"]})},
         examples=[OpenApiExample("Sent", response_only=True, value={
             "messageId": "3f6c2a4e-9b1d-4c8e-a7f2-5d0b9e1c4a21", "sessionId": "tienda_lima", "to": "51987654321",
-            "type": "document", "fileName": "F001-123.pdf", "status": "sent", "attempts": 1,
+            "type": "document", "fileName": "F001-123.pdf", "mimeType": "application/pdf", "status": "sent",
+            "attempts": 1,
             "waMessageId": "3EB0C431C26A1916F0E5", "error": None, "createdAt": "2026-12-04T10:00:00Z",
             "sentAt": "2026-12-04T10:00:01Z", "deliveredAt": None, "readAt": None})],
     )

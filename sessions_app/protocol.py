@@ -8,6 +8,7 @@ This module is imported by the forkserver before Django is set up: it imports no
 Supervisor -> session process (commands). A Request carries `req_id` and gets exactly one Reply. The
 backend's commands, with their results and error codes, are the contract of sessions_app.backends.base:
     SendDocument(to, data, file_name, mimetype, caption, ref)  -> result {"wa_message_id": str, "timestamp": float}
+    SendImage(to, data, mimetype, caption, ref)                -> result as SendDocument
     SendText(to, text, ref)                                    -> result as SendDocument
     CheckNumbers(numbers)                                      -> result {"51987654321": True, ...}
     PairingCode(phone)                                         -> result {"code": "ABCD-EFGH"}
@@ -78,6 +79,17 @@ class SendDocument(Request):
     data: bytes
     file_name: str = "document.pdf"
     mimetype: str = "application/pdf"
+    caption: str = ""
+    ref: str | None = None
+    req_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendImage(Request):
+    name: ClassVar[str] = "send_image"
+    to: str
+    data: bytes
+    mimetype: str
     caption: str = ""
     ref: str | None = None
     req_id: int | None = None

@@ -264,7 +264,8 @@ class _Child:
             raise BackendError("not_connected", "the client is not running")
         return run(self, self.backend, message)
 
-    def journaled(self, message: protocol.SendDocument | protocol.SendText, result: dict) -> dict:
+    def journaled(self, message: protocol.SendDocument | protocol.SendImage | protocol.SendText,
+                  result: dict) -> dict:
         if message.ref:
             self.journal.record(str(message.ref), result["wa_message_id"], result.get("timestamp"))
         return result
@@ -310,6 +311,10 @@ def _send_document(child: _Child, backend: ClientBackend, m: protocol.SendDocume
     return child.journaled(m, result)
 
 
+def _send_image(child: _Child, backend: ClientBackend, m: protocol.SendImage) -> dict:
+    return child.journaled(m, backend.send_image(m.to, m.data, m.mimetype, m.caption or ""))
+
+
 def _send_text(child: _Child, backend: ClientBackend, m: protocol.SendText) -> dict:
     return child.journaled(m, backend.send_text(m.to, str(m.text)))
 
@@ -333,7 +338,7 @@ def _control(child: _Child, backend: ClientBackend, m: protocol.Control) -> dict
 
 
 # What each command does with the backend (LookupSent is the journal's, with or without a client).
-_COMMANDS = {protocol.SendDocument: _send_document, protocol.SendText: _send_text,
+_COMMANDS = {protocol.SendDocument: _send_document, protocol.SendImage: _send_image, protocol.SendText: _send_text,
              protocol.CheckNumbers: _check_numbers, protocol.PairingCode: _pairing_code,
              protocol.Logout: _logout, protocol.Control: _control}
 

@@ -212,6 +212,9 @@ class SimulatorBackend(ClientBackend):
     def send_document(self, to: str, data: bytes, file_name: str, mimetype: str, caption: str) -> dict:
         return self._send(to, data, file_name=file_name, caption=caption or "", mimetype=mimetype)
 
+    def send_image(self, to: str, data: bytes, mimetype: str, caption: str) -> dict:
+        return self._send(to, data, kind="image", file_name="", caption=caption or "", mimetype=mimetype)
+
     def send_text(self, to: str, text: str) -> dict:
         return self._send(to, text.encode(), kind="text", text=text, file_name="", mimetype="text/plain")
 

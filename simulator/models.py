@@ -26,7 +26,7 @@ class SimulatorOutbox(models.Model):
 
     session_id = models.CharField(max_length=64, db_index=True)
     to = models.CharField(max_length=20, db_index=True)
-    kind = models.CharField(max_length=16, default="document")  # or "text"
+    kind = models.CharField(max_length=16, default="document")  # or "image", "text"
     text = models.TextField(blank=True, default="")
     file_name = models.CharField(max_length=255)
     caption = models.TextField(blank=True, default="")

@@ -155,7 +155,8 @@ class SimulatorReadView(SimulatorActionView):
 class OutboxItemSerializer(serializers.Serializer):
     sessionId = serializers.CharField()
     to = serializers.CharField()
-    type = serializers.ChoiceField(["document", "text"])
+    type = serializers.ChoiceField(["document", "image", "text"])
+    mimeType = serializers.CharField()
     fileName = serializers.CharField()
     caption = serializers.CharField()
     text = serializers.CharField(help_text="a text message's text ('' for a document)")
@@ -194,6 +195,7 @@ class SimulatorOutboxView(APIView):
                     "sessionId": r.session_id,
                     "to": r.to,
                     "type": r.kind,
+                    "mimeType": r.mimetype,
                     "fileName": r.file_name,
                     "caption": r.caption,
                     "text": r.text,

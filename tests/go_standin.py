@@ -35,6 +35,7 @@ PAIRING_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTVWXYZ"
 # neonize's MediaType values -> the HKDF info whatsmeow derives the media keys with.
 MEDIA_KEY_INFO = {0: b"WhatsApp Image Keys", 1: b"WhatsApp Video Keys", 2: b"WhatsApp Audio Keys",
                   3: b"WhatsApp Document Keys"}
+MEDIA_TYPE_OF_MESSAGE = {"image": 0, "document": 3}  # the media type a message's recipient decrypts with
 DEBUG_TIMINGS = ("Queue", "Marshal", "GetParticipants", "GetDevices", "GroupEncrypt", "PeerEncrypt", "Send",
                  "Resp", "Retry")
 
@@ -307,20 +308,27 @@ class GoStandIn:
                                   Type=pb().Receipt.ReceiptType.Value(kind)))
 
     def received_documents(self) -> list[dict]:
-        """What each recipient's phone gets from the document messages sent: it downloads the file the
-        message points to and decrypts it with the message's key, as WhatsApp does."""
+        """What each recipient's phone gets from the document messages sent (received_media's documents)."""
+        return [m for m in self.received_media() if m["kind"] == "document"]
+
+    def received_media(self) -> list[dict]:
+        """What each recipient's phone gets from the document and image messages sent: it downloads the file
+        the message points to and decrypts it with the message's key (derived for the message's own media
+        type, as WhatsApp does: an upload of another type does not decrypt)."""
         received = []
         for to, message in self.sent:
-            if not message.HasField("documentMessage"):
+            kind = next((k for k in ("document", "image") if message.HasField(f"{k}Message")), None)
+            if kind is None:
                 continue
-            document = message.documentMessage
-            media_type, _, blob = self.uploads[document.directPath]
-            assert hashlib.sha256(blob).digest() == document.fileEncSHA256
-            data = decrypt_media(blob, document.mediaKey, media_type)
-            assert hashlib.sha256(data).digest() == document.fileSHA256 and len(data) == document.fileLength
-            context = document.contextInfo
-            received.append({"to": to.User, "data": data, "file_name": document.fileName,
-                             "caption": document.caption, "mimetype": document.mimetype,
+            media = getattr(message, f"{kind}Message")
+            media_type, _, blob = self.uploads[media.directPath]
+            assert hashlib.sha256(blob).digest() == media.fileEncSHA256
+            data = decrypt_media(blob, media.mediaKey, MEDIA_TYPE_OF_MESSAGE[kind])
+            assert hashlib.sha256(data).digest() == media.fileSHA256 and len(data) == media.fileLength
+            context = media.contextInfo
+            received.append({"to": to.User, "kind": kind, "media_type": media_type, "data": data,
+                             "file_name": media.fileName if kind == "document" else "",
+                             "caption": media.caption, "mimetype": media.mimetype,
                              "mentions": list(context.mentionedJID) + [g.groupJID for g in context.groupMentions]})
         return received
 

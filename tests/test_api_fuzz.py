@@ -22,6 +22,7 @@ from messaging.models import OutgoingMessage
 from sessions_app.config_file import load_and_mirror
 from sessions_app.models import SessionCommand, WhatsAppSession
 from tests.conftest import EXAMPLE_SESSIONS, make_pdf
+from tests.files import b64, make_docx, make_image, make_xlsx
 from tests.processes import serve
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -86,28 +87,36 @@ VALID_PDF_URLSAFE_WRAPPED = "\n".join(
 )
 
 
+VALID_FILES = {  # body field of each file endpoint -> valid contents to graft
+    "/api/send-pdf": ("pdfBase64", [VALID_PDF, VALID_PDF_URLSAFE_WRAPPED]),
+    "/api/send-document": ("fileBase64", [VALID_PDF, b64(make_xlsx()), b64(make_docx()), b64(make_image())]),
+    "/api/send-image": ("imageBase64", [b64(make_image("PNG")), b64(make_image("JPEG"))]),
+}
+
+
 def with_valid_parts(operation, mode):
-    """For send-pdf, a random body alone almost never holds a PDF of a configured session: graft valid
+    """For the file endpoints, a random body alone almost never holds a file of a configured session: graft valid
     values onto some generated bodies so the rest of the body is fuzzed past those checks, to the queue."""
     generated = operation.as_strategy(generation_mode=mode)
-    if operation.path != "/api/send-pdf":
+    if operation.path not in VALID_FILES:
         return generated
+    file_field, files = VALID_FILES[operation.path]
 
     def graft(parts):
         case, *values = parts
         if isinstance(case.body, dict):
-            for field, value in zip(("sessionId", "pdfBase64", "to", "caption", "fileName"), values):
-                if value is not None:
+            for field, value in zip(("sessionId", file_field, "to", "caption", "fileName"), values):
+                if value is not None and (field != "fileName" or operation.path != "/api/send-image"):
                     case.body[field] = value
         return case
 
     return st.tuples(
         generated,
         st.sampled_from([None, "tienda_lima", "tienda_cusco"]),
-        st.sampled_from([None, VALID_PDF, VALID_PDF_URLSAFE_WRAPPED]),
+        st.sampled_from([None, *files]),
         st.sampled_from([None, "51987654321", "+51 987-654-321"]),
         st.sampled_from([None, "Gracias por su compra", ""]),
-        st.sampled_from([None, "F001-123.pdf"]),
+        st.sampled_from([None, "F001-123.pdf", "Cotizacion"]),
     ).map(graft)
 
 
@@ -121,6 +130,7 @@ def restore_example_sessions(settings) -> None:
 
 def session_rows() -> list[tuple]:
     return list(WhatsAppSession.objects.order_by("session_id").values_list("session_id", "in_config", "status"))
+
 
 
 def test_fuzzed_requests_get_no_5xx_and_errors_in_the_contract_shape(server, token, settings):

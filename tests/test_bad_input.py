@@ -210,8 +210,8 @@ async def call(path: str, headers: list, receive) -> tuple[int, dict]:
     return start["status"], json.loads(body)
 
 
-@pytest.mark.parametrize("path", ["/api/send-pdf", "/api/send-text", "/api/sessions/tienda_lima/pairing-code",
-                                  "/admin/login/"])
+@pytest.mark.parametrize("path", ["/api/send-pdf", "/api/send-document", "/api/send-image", "/api/send-text",
+                                  "/api/sessions/tienda_lima/pairing-code", "/admin/login/"])
 async def test_a_huge_declared_length_is_refused_without_reading_the_body(nothing_left, token, path):
     receive = Receiver(b"x" * 65536, None)
     headers = [(b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json"),
@@ -221,15 +221,16 @@ async def test_a_huge_declared_length_is_refused_without_reading_the_body(nothin
     assert receive.read == 0
 
 
-@pytest.mark.parametrize("path", ["/api/send-pdf", "/api/send-text", "/api/sessions/tienda_lima/pairing-code",
-                                  "/admin/login/"])
+@pytest.mark.parametrize("path", ["/api/send-pdf", "/api/send-document", "/api/send-image", "/api/send-text",
+                                  "/api/sessions/tienda_lima/pairing-code", "/admin/login/"])
 async def test_an_endless_body_without_length_is_cut_at_the_limit(nothing_left, token, settings, path):
     settings.MAX_BODY_BYTES = 256 * 1024
     receive = Receiver(b"x" * 65536, None)  # never ends
     headers = [(b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json")]
     status, body = await call(path, headers, receive)
     assert (status, body["error"]) == (413, "payload_too_large")
-    limit = settings.MAX_REQUEST_BYTES if path == "/api/send-pdf" else settings.MAX_BODY_BYTES
+    files = ("/api/send-pdf", "/api/send-document", "/api/send-image")
+    limit = settings.MAX_REQUEST_BYTES if path in files else settings.MAX_BODY_BYTES
     assert receive.read <= limit + 65536
 
 

@@ -153,7 +153,12 @@ WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.
 WEBHOOK_RETRY_WINDOW_SECONDS = env.float("WEBHOOK_RETRY_WINDOW_SECONDS", default=86400.0)
 WEBHOOK_POLL_SECONDS = env.float("WEBHOOK_POLL_SECONDS", default=2.0)
 
+# The largest file taken, decoded: a PDF, and any document or image (send-document, send-image), one limit
+# as the contract's "limits and answers as send-pdf".
 MAX_PDF_BYTES = env.int("MAX_PDF_BYTES", default=16 * 1024 * 1024)
+# What send-document takes: short names (messaging.file_types.SHORT_NAMES) or full mime types.
+DOCUMENT_MIME_TYPES = env.list("DOCUMENT_MIME_TYPES", default=[
+    "pdf", "docx", "xlsx", "pptx", "odt", "ods", "csv", "txt", "zip", "jpeg", "png"])
 # How long send-pdf and send-text wait for the commit of their row before answering 503 (a database
 # that accepts the write and does not answer); a retry with the same Idempotency-Key is safe.
 QUEUE_WRITE_TIMEOUT_SECONDS = env.float("QUEUE_WRITE_TIMEOUT_SECONDS", default=30.0)

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 from rest_framework.views import APIView
 
 from core.errors import ApiError
-from messaging.views import MessageDetailView, SendPdfView, SendTextView
+from messaging.views import MessageDetailView, SendDocumentView, SendImageView, SendPdfView, SendTextView
 from sessions_app import linking_views
 from sessions_app.views import (
     SessionDetailView,
@@ -25,6 +25,8 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
     path("api/send-pdf", SendPdfView.as_view(), name="send-pdf"),
+    path("api/send-document", SendDocumentView.as_view(), name="send-document"),
+    path("api/send-image", SendImageView.as_view(), name="send-image"),
     path("api/send-text", SendTextView.as_view(), name="send-text"),
     path("api/messages/<str:message_id>", MessageDetailView.as_view(), name="message-detail"),
     path("api/sessions", SessionListView.as_view(), name="session-list"),

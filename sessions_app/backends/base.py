@@ -80,6 +80,11 @@ class ClientBackend(abc.ABC):
         could not be looked up); send_failed (the upload or the send failed: may be retried)."""
 
     @abc.abstractmethod
+    def send_image(self, to: str, data: bytes, mimetype: str, caption: str) -> dict:
+        """Send `data` (JPEG, PNG or WebP, of `mimetype`) as an image message with its caption (no mentions,
+        as send_document); result and errors as send_document."""
+
+    @abc.abstractmethod
     def send_text(self, to: str, text: str) -> dict:
         """Send `text` as written and wait for the server's ack; result and errors as send_document."""
 

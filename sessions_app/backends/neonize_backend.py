@@ -188,6 +188,25 @@ class NeonizeBackend(ClientBackend):
                 raise BackendError("send_failed", f"{type(exc).__name__}: {exc}") from exc
         return {"wa_message_id": response.ID, "timestamp": float(response.Timestamp)}
 
+    def send_image(self, to: str, data: bytes, mimetype: str, caption: str) -> dict:
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ImageMessage, Message
+        from neonize.utils.enum import MediaType
+
+        with self._go_call(need_connection=True):
+            jid = self._resolve(to)
+            try:
+                # Built here for the reason of send_document: neonize's send_image scans the caption too.
+                upload = self.client.upload(data, MediaType.MediaImage)
+                image = ImageMessage(
+                    URL=upload.url, directPath=upload.DirectPath, mediaKey=upload.MediaKey,
+                    fileEncSHA256=upload.FileEncSHA256, fileSHA256=upload.FileSHA256,
+                    fileLength=upload.FileLength, mimetype=mimetype, caption=caption or None,
+                )
+                response = self.client.send_message(jid, Message(imageMessage=image))
+            except Exception as exc:
+                raise BackendError("send_failed", f"{type(exc).__name__}: {exc}") from exc
+        return {"wa_message_id": response.ID, "timestamp": float(response.Timestamp)}
+
     def send_text(self, to: str, text: str) -> dict:
         from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 

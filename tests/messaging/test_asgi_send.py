@@ -12,11 +12,14 @@ from messaging.asgi_send import ENDPOINTS
 from messaging.models import OutgoingMessage
 from messaging.wakeups import GROUP
 from tests.conftest import AsgiClient, pdf_body
+from tests.files import XLSX, document_body, image_body, make_image, make_xlsx
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 VALID = {
     "/api/send-pdf": pdf_body(fileName="F001-1.pdf", caption="Gracias"),
+    "/api/send-document": document_body(make_xlsx(), "Cotizacion.xlsx", XLSX, caption="Su cotización"),
+    "/api/send-image": image_body(make_image(), caption="El producto"),
     "/api/send-text": {"sessionId": "tienda_lima", "to": "51987654321", "text": "Su boleta está lista"},
 }
 

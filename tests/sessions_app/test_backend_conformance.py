@@ -22,6 +22,7 @@ from sessions_app.backends import BackendError, backend_class
 from sessions_app.ids import session_dir
 from sessions_app.protocol import Connected, Disconnected, LoggedOut, Paired, Qr, Receipt, StreamReplaced, TemporaryBan
 from tests.conftest import make_pdf
+from tests.files import DOCX, XLSX, make_docx, make_image, make_xlsx
 from tests.go_standin import GoStandIn, run_on
 
 SESSION = "tienda_lima"
@@ -141,12 +142,14 @@ class NeonizeDriver(Driver):
         return self.go.device
 
     def sent(self) -> list[dict]:
-        documents = iter(self.go.received_documents())
+        media = iter(self.go.received_media())
         out = []
         for to, message in self.go.sent:
-            if message.HasField("documentMessage"):
-                doc = next(documents)
-                out.append({"to": doc["to"], "kind": "document", "file_name": doc["file_name"],
+            if message.HasField("documentMessage") or message.HasField("imageMessage"):
+                doc = next(media)
+                # The upload's media type is the one its message is decrypted with (received_media).
+                assert doc["media_type"] == {"document": 3, "image": 0}[doc["kind"]]
+                out.append({"to": doc["to"], "kind": doc["kind"], "file_name": doc["file_name"],
                             "caption": doc["caption"], "mimetype": doc["mimetype"],
                             "sha256": hashlib.sha256(doc["data"]).hexdigest(), "size": len(doc["data"])})
                 if doc["mentions"]:  # what the recipient would see highlighted, and the simulator never sends
@@ -228,7 +231,7 @@ class SimulatorDriver(Driver):
             if row.kind == "text":
                 out.append({"to": row.to, "kind": "text", "text": row.text})
             else:
-                out.append({"to": row.to, "kind": "document", "file_name": row.file_name, "caption": row.caption,
+                out.append({"to": row.to, "kind": row.kind, "file_name": row.file_name, "caption": row.caption,
                             "mimetype": row.mimetype, "sha256": row.sha256, "size": row.size})
         return out
 
@@ -327,6 +330,30 @@ def test_send_document_is_acknowledged_and_arrives_as_given(driver):
     }]
 
 
+@pytest.mark.parametrize("make, file_name, mimetype", [
+    (make_xlsx, "Cotizacion-77.xlsx", XLSX), (make_docx, "Contrato.docx", DOCX), (make_image, "Producto.png", "image/png"),
+])
+def test_any_document_arrives_with_its_bytes_type_and_name(driver, make, file_name, mimetype):
+    connected(driver)
+    data = make()
+    assert_acknowledged(driver.backend.send_document(CUSTOMER, data, file_name, mimetype, CAPTION))
+    assert driver.sent() == [{
+        "to": CUSTOMER, "kind": "document", "file_name": file_name, "caption": CAPTION, "mimetype": mimetype,
+        "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+    }]
+
+
+@pytest.mark.parametrize("fmt, mimetype", [("PNG", "image/png"), ("JPEG", "image/jpeg")])
+def test_send_image_arrives_as_an_image_with_its_bytes_and_caption(driver, fmt, mimetype):
+    connected(driver)
+    data = make_image(fmt)
+    assert_acknowledged(driver.backend.send_image(CUSTOMER, data, mimetype, CAPTION))
+    assert driver.sent() == [{
+        "to": CUSTOMER, "kind": "image", "file_name": "", "caption": CAPTION, "mimetype": mimetype,
+        "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+    }]
+
+
 def test_send_text_is_acknowledged_and_arrives_as_written(driver):
     connected(driver)
     assert_acknowledged(driver.backend.send_text(CUSTOMER, CAPTION))
@@ -345,6 +372,7 @@ def test_sending_to_a_number_without_whatsapp_is_refused(driver):
     connected(driver)
     refused("not_on_whatsapp", send_pdf, driver, UNREGISTERED)
     refused("not_on_whatsapp", driver.backend.send_text, UNREGISTERED, "hola")
+    refused("not_on_whatsapp", driver.backend.send_image, UNREGISTERED, make_image(), "image/png", "")
     assert driver.sent() == []
 
 
@@ -353,6 +381,7 @@ def test_commands_while_not_connected_are_refused(driver):
     assert driver.events.next().name == "qr"
     refused("not_connected", send_pdf, driver)
     refused("not_connected", driver.backend.send_text, CUSTOMER, "hola")
+    refused("not_connected", driver.backend.send_image, CUSTOMER, make_image(), "image/png", "")
     refused("not_connected", driver.backend.check_numbers, [CUSTOMER])
     refused("not_connected", driver.backend.logout)
     assert driver.sent() == [] and driver.linked() is None
@@ -437,6 +466,7 @@ def test_stop_ends_run_and_every_command_is_refused_after(driver):
     assert driver.ended()
     refused("not_connected", send_pdf, driver)
     refused("not_connected", driver.backend.send_text, CUSTOMER, "hola")
+    refused("not_connected", driver.backend.send_image, CUSTOMER, make_image(), "image/png", "")
     refused("not_connected", driver.backend.check_numbers, [CUSTOMER])
     refused("not_connected", driver.backend.pairing_code, PHONE)
     refused("not_connected", driver.backend.logout)

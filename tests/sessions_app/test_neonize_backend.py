@@ -28,6 +28,7 @@ from sessions_app.protocol import (
     BackendEvent, ConnectFailure, Connected, Error, KeepaliveRestored, KeepaliveTimeout, LoggedOut, Receipt, TemporaryBan,
 )
 from tests.conftest import make_pdf
+from tests.files import make_image
 from tests.go_standin import GoStandIn, jid, message_source, run_on
 from tests.whatsapp_proxy import WhatsAppProxy
 
@@ -471,6 +472,24 @@ def test_send_document_uploads_the_pdf_and_sends_a_document_message_of_its_own(o
     backend.send_document(PHONE, pdf, "F001-78.pdf", "application/pdf", "")
     assert go.calls[-2:] == ["Upload", "SendMessage"]  # the JID WhatsApp answered is remembered
     assert not go.sent[-1][1].documentMessage.HasField("caption")
+
+
+def test_send_image_uploads_as_an_image_and_sends_an_image_message_of_its_own(on_go):
+    go = GoStandIn(phone=OWN_PHONE)
+    backend = on_go(go)
+    png = make_image("PNG")
+    result = backend.send_image(PHONE, png, "image/png", CAPTION)
+    assert result == {"wa_message_id": go.acks[-1].ID, "timestamp": float(go.acks[-1].Timestamp)}
+    ((media_type, uploaded, _),) = go.uploads.values()
+    assert (media_type, uploaded) == (0, png)  # neonize's MediaImage: the image's own bytes
+    ((to, message),) = go.sent
+    assert (to.User, [field.name for field, _ in message.ListFields()]) == (PHONE, ["imageMessage"])
+    image = message.imageMessage
+    assert (image.mimetype, image.caption) == ("image/png", CAPTION)
+    assert image.fileSHA256 == hashlib.sha256(png).digest() and image.fileLength == len(png)
+    assert not image.HasField("contextInfo")  # no mention made up from "@51987654321"
+    assert go.calls[go.calls.index("IsOnWhatsApp"):] == ["IsOnWhatsApp", "Upload", "SendMessage"]
+    assert go.received_media()[0]["data"] == png  # what the recipient's phone decrypts, with image keys
 
 
 def test_send_text_goes_as_written_to_the_jid_whatsapp_answered_for(on_go):

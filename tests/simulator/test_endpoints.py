@@ -80,7 +80,8 @@ def test_outbox_lists_what_was_delivered_filtered_by_session_and_number(client, 
         "3EB0000000000000000001", "3EB0000000000000000002", "3EB0000000000000000003"
     ]
     assert everything[0] == {
-        "sessionId": "tienda_lima", "to": "51987654321", "type": "document", "fileName": "F.pdf",
+        "sessionId": "tienda_lima", "to": "51987654321", "type": "document", "mimeType": "application/pdf",
+        "fileName": "F.pdf",
         "caption": "Gracias", "text": "", "sha256": "ab" * 32, "size": 10, "waMessageId": "3EB0000000000000000001", "sentAt": sent_at.isoformat(),
     }
     filtered = client.get("/api/simulator/outbox?sessionId=tienda_lima&to=%2B51%20987-654-321", headers=auth).json()
