@@ -14,9 +14,14 @@ backend's commands, with their results and error codes, are the contract of sess
     PairingCode(phone)                                         -> result {"code": "ABCD-EFGH"}
     Logout()                                                   -> result {}
     LookupSent(refs)                                           -> result {ref: {"wa_message_id", "timestamp"}}
+    DownloadMedia(media_ref, max_bytes)                        -> result {"data": bytes}
+        (an Incoming event's media, fetched through the session; run on a thread of its own, so a
+        download never holds up a send)
         (a send may carry `ref`, the caller's own message id; the session journals it once WhatsApp
         acknowledged the send, so after a crash the caller can ask before resending)
     Control(action, payload)   no reply: the simulated phone's action (ClientBackend.control)
+    IncomingStored(seqs)       no reply: these Incoming events (by `seq`) are committed; the process drops
+                               them from its journal, which it replays at start until they are
     Stop()                     no reply: the process exits
     Lease(until)               no reply: the session lease holds until then, a time of time.monotonic()
                                (the machine's clock); unrenewed, the process stops itself
@@ -26,7 +31,7 @@ Session process -> supervisor (events):
     Heartbeat()                                    every SESSION_HEARTBEAT_SECONDS
     every BackendEvent a backend emits (their fields and reasons: sessions_app.backends.base): Qr, QrTimeout,
     Paired, Connected, Disconnected, LoggedOut, StreamReplaced, TemporaryBan, ConnectFailure,
-    KeepaliveTimeout, KeepaliveRestored, Receipt, Error; and ConnectFailure with the BackendError's code
+    KeepaliveTimeout, KeepaliveRestored, Receipt, Incoming, Error; and ConnectFailure with the BackendError's code
     as reason when run() could not connect.
 
 Channel layer, group `session.<id>` (see group_name), after the database commit (not pipe messages):
@@ -129,6 +134,20 @@ class LookupSent(Request):
     name: ClassVar[str] = "lookup_sent"
     refs: tuple[str, ...]
     req_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadMedia(Request):
+    name: ClassVar[str] = "download_media"
+    media_ref: bytes
+    max_bytes: int
+    req_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingStored(Command):
+    name: ClassVar[str] = "incoming_stored"
+    seqs: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +262,27 @@ class Receipt(BackendEvent):
     message_ids: tuple[str, ...]
     type: str  # "delivered" | "read" | "played"
     timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming(BackendEvent):
+    name: ClassVar[str] = "incoming"
+    wa_message_id: str
+    chat: str  # the chat's JID: "51987654321@s.whatsapp.net", "...@g.us" for a group
+    sender: str  # the sender's JID as WhatsApp gave it, "...@lid" for a hidden one
+    phone: str | None  # the sender's number (digits, country code); None: an @lid the store cannot map
+    push_name: str
+    timestamp: float  # WhatsApp's, whole unix seconds
+    type: str  # text, document, image, audio, video, sticker, location, contacts, reaction, other
+    text: str = ""  # a text's body (also a reaction's emoji, a location's name)
+    caption: str = ""
+    file_name: str = ""
+    mimetype: str = ""
+    size: int | None = None  # the media file's length as WhatsApp declares it
+    sha256: str = ""  # hex of the media file's sha256 as WhatsApp declares it
+    media_ref: bytes = b""  # what download_media needs to fetch the file; empty: no media
+    is_group: bool = False
+    seq: int = 0  # the session process's journal number (set by the process, not by the backend)
 
 
 @dataclass(frozen=True, slots=True)

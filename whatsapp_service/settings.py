@@ -159,6 +159,10 @@ MAX_PDF_BYTES = env.int("MAX_PDF_BYTES", default=16 * 1024 * 1024)
 # What send-document takes: short names (messaging.file_types.SHORT_NAMES) or full mime types.
 DOCUMENT_MIME_TYPES = env.list("DOCUMENT_MIME_TYPES", default=[
     "pdf", "docx", "xlsx", "pptx", "odt", "ods", "csv", "txt", "zip", "jpeg", "png"])
+# Incoming messages (the contract's "Incoming messages"): group chats are left out unless this is set; a
+# received file is downloaded and kept up to INCOMING_MEDIA_MAX_BYTES (larger ones: metadata only).
+INCOMING_INCLUDE_GROUPS = env.bool("INCOMING_INCLUDE_GROUPS", default=False)
+INCOMING_MEDIA_MAX_BYTES = env.int("INCOMING_MEDIA_MAX_BYTES", default=16 * 1024 * 1024)
 # How long send-pdf and send-text wait for the commit of their row before answering 503 (a database
 # that accepts the write and does not answer); a retry with the same Idempotency-Key is safe.
 QUEUE_WRITE_TIMEOUT_SECONDS = env.float("QUEUE_WRITE_TIMEOUT_SECONDS", default=30.0)

@@ -32,6 +32,11 @@ Events, the sessions_app.protocol dataclasses a backend passes to `emit` (their 
                      "played", timestamp: float (whole seconds): the recipient's phone about messages
                      this session sent. What this account's own devices do (reading or playing an
                      incoming message) is no receipt.
+    Incoming(wa_message_id, chat, sender, phone, push_name, timestamp, type, text, caption, file_name,
+                     mimetype, size, sha256, media_ref, is_group)  a message someone wrote to this number
+                     (fields: sessions_app.protocol.Incoming). Only one-to-one chats unless
+                     INCOMING_INCLUDE_GROUPS; never the account's own messages or status broadcasts.
+                     WhatsApp may deliver one again (after a reconnect): same wa_message_id.
     Error(message)   something failed inside the backend (e.g. in an event handler); the client goes on
 After a terminal event the client stays down until stop(): commands that need a connection raise
 `not_connected`. The supervisor's policy for each event is in sessions_app.worker.policy.
