@@ -13,6 +13,7 @@ declared type says. Pure: no database, no HTTP; messaging.intake turns the answe
 
 import io
 import zipfile
+import zlib
 
 import magic
 
@@ -87,7 +88,7 @@ def _zip(data: bytes) -> zipfile.ZipFile | None:
         return None
     try:
         return zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, OSError):
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError):
         return None
 
 
@@ -110,6 +111,8 @@ def _container_type(data: bytes) -> str | None:
                     declared = member.read(200).decode("ascii", "replace").strip()
                 if declared in ODF:
                     return declared
-        except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError, RuntimeError):
-            pass  # a member that cannot be read (damaged, encrypted): a zip, no more
+        # zlib.error: damaged compressed data; RuntimeError: an encrypted member; NotImplementedError: an
+        # unknown compression method.
+        except (zipfile.BadZipFile, zlib.error, ValueError, OSError, NotImplementedError, RuntimeError):
+            pass  # a member that cannot be read: a zip, no more
     return ZIP

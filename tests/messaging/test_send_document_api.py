@@ -103,6 +103,24 @@ def test_bytes_that_are_not_the_declared_type_are_refused(client, auth, data, mi
     assert not OutgoingMessage.objects.exists()
 
 
+def damaged_docx() -> bytes:
+    """A .docx whose [Content_Types].xml cannot be inflated: a damaged download, as a mail client leaves one."""
+    data = bytearray(make_docx())
+    member = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo("[Content_Types].xml")
+    start = member.header_offset + 30 + len(member.filename) + len(member.extra)
+    for i in range(start + 2, start + 40):
+        data[i] ^= 0xFF
+    return bytes(data)
+
+
+def test_a_damaged_office_file_is_a_zip_and_not_its_declared_type(client, auth):
+    assert_error(post(client, DOCUMENT, document_body(damaged_docx(), "Contrato", DOCX), auth), 400, "type_mismatch")
+    assert not OutgoingMessage.objects.exists()
+    accepted = post(client, DOCUMENT, document_body(damaged_docx(), "Contrato"), auth)  # what its bytes say
+    assert accepted.status_code == 202, accepted.content
+    assert (accepted_row(accepted).mimetype, accepted_row(accepted).file_name) == ("application/zip", "Contrato.zip")
+
+
 @pytest.mark.parametrize("data, mime_type", [
     (b"MZ\x90\x00\x03" + bytes(200), "application/x-msdownload"),  # declared and not taken
     (b"\x7fELF\x02\x01\x01" + bytes(200), None),  # found in the content and not taken
