@@ -168,41 +168,33 @@ class NeonizeBackend(ClientBackend):
     # ----- commands (called from the session process's command thread) -----------------------------
 
     def send_document(self, to: str, data: bytes, file_name: str, mimetype: str, caption: str) -> dict:
-        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import DocumentMessage, Message
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import DocumentMessage
         from neonize.utils.enum import MediaType
 
-        with self._go_call(need_connection=True):
-            jid = self._resolve(to)
-            try:
-                # Built here, not by neonize's send_document: that one scans the caption for "@digits"
-                # (mentions made up) and "...@g.us" (a group lookup over the network on every send).
-                upload = self.client.upload(data, MediaType.MediaDocument)
-                document = DocumentMessage(
-                    URL=upload.url, directPath=upload.DirectPath, mediaKey=upload.MediaKey,
-                    fileEncSHA256=upload.FileEncSHA256, fileSHA256=upload.FileSHA256,
-                    fileLength=upload.FileLength, mimetype=mimetype, fileName=file_name,
-                    caption=caption or None,
-                )
-                response = self.client.send_message(jid, Message(documentMessage=document))
-            except Exception as exc:
-                raise BackendError("send_failed", f"{type(exc).__name__}: {exc}") from exc
-        return {"wa_message_id": response.ID, "timestamp": float(response.Timestamp)}
+        return self._send_media(to, data, MediaType.MediaDocument, lambda upload: {"documentMessage": DocumentMessage(
+            **upload, mimetype=mimetype, fileName=file_name, caption=caption or None)})
 
     def send_image(self, to: str, data: bytes, mimetype: str, caption: str) -> dict:
-        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ImageMessage, Message
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ImageMessage
         from neonize.utils.enum import MediaType
+
+        return self._send_media(to, data, MediaType.MediaImage, lambda upload: {"imageMessage": ImageMessage(
+            **upload, mimetype=mimetype, caption=caption or None)})
+
+    def _send_media(self, to: str, data: bytes, media_type, message_fields) -> dict:
+        """Upload `data`, then send the message `message_fields(upload fields)` builds. Built here, not by
+        neonize's send_document / send_image: those scan the caption for "@digits" (mentions made up) and
+        "...@g.us" (a group lookup over the network on every send)."""
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
         with self._go_call(need_connection=True):
             jid = self._resolve(to)
             try:
-                # Built here for the reason of send_document: neonize's send_image scans the caption too.
-                upload = self.client.upload(data, MediaType.MediaImage)
-                image = ImageMessage(
-                    URL=upload.url, directPath=upload.DirectPath, mediaKey=upload.MediaKey,
-                    fileEncSHA256=upload.FileEncSHA256, fileSHA256=upload.FileSHA256,
-                    fileLength=upload.FileLength, mimetype=mimetype, caption=caption or None,
-                )
-                response = self.client.send_message(jid, Message(imageMessage=image))
+                upload = self.client.upload(data, media_type)
+                fields = {"URL": upload.url, "directPath": upload.DirectPath, "mediaKey": upload.MediaKey,
+                          "fileEncSHA256": upload.FileEncSHA256, "fileSHA256": upload.FileSHA256,
+                          "fileLength": upload.FileLength}
+                response = self.client.send_message(jid, Message(**message_fields(fields)))
             except Exception as exc:
                 raise BackendError("send_failed", f"{type(exc).__name__}: {exc}") from exc
         return {"wa_message_id": response.ID, "timestamp": float(response.Timestamp)}
